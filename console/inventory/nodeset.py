@@ -1,0 +1,94 @@
+"""Node sets (``gpu[001-016]``), a thin wrapper over ClusterShell.
+
+ClusterShell does the parsing; this module only keeps the order the names were
+written in, refuses ``@group`` lookups (they would read the machine's
+clustershell config) and bounds the size, so a typo like ``n[1-100000000]``
+is an error rather than a hang.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet
+
+MAX_NODES = 100_000
+"""The most names one node set may expand to."""
+
+
+class NodeSetError(ValueError):
+    """A node set that does not parse (the message says why)."""
+
+
+def _parse(pattern: str) -> NodeSet:
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise NodeSetError("the node set is empty")
+    if "@" in pattern:
+        raise NodeSetError("@groups are not supported in the inventory; list the nodes")
+    try:
+        nodes = NodeSet(pattern, resolver=RESOLVER_NOGROUP)
+    except Exception as exc:  # ClusterShell raises several unrelated types on bad input
+        raise NodeSetError(f"cannot parse {pattern!r}: {exc}") from None
+    try:
+        count = len(nodes)
+    except Exception as exc:  # noqa: BLE001 - same reason
+        raise NodeSetError(f"cannot parse {pattern!r}: {exc}") from None
+    if count > MAX_NODES:
+        raise NodeSetError(f"{pattern!r} expands to {count:,} names (at most {MAX_NODES:,})")
+    if count == 0:
+        raise NodeSetError(f"{pattern!r} names no node")
+    return nodes
+
+
+def _top_level_parts(pattern: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(pattern):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+    parts.append(pattern[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def expand(pattern: str) -> list[str]:
+    """All names in ``pattern``, in the order they were written.
+
+    ClusterShell sorts; here ``cpu[01-02],gpu1`` keeps ``cpu`` first and
+    ``b1,a1`` stays ``b1, a1``. Operators (``!``, ``&``, ``^``) work as in
+    ClusterShell.
+    """
+    wanted = _parse(pattern)
+    members = set(wanted)
+    out: list[str] = []
+    seen: set[str] = set()
+    for part in _top_level_parts(pattern):
+        try:
+            names = list(NodeSet(part, resolver=RESOLVER_NOGROUP))
+        except Exception:  # noqa: BLE001 - a part may only parse in context
+            continue
+        for name in names:
+            if name in members and name not in seen:
+                seen.add(name)
+                out.append(name)
+    out.extend(n for n in wanted if n not in seen)
+    return out
+
+
+def count(pattern: str) -> int:
+    """How many names ``pattern`` holds, without listing them."""
+    return len(_parse(pattern))
+
+
+def fold(names: Iterable[str]) -> str:
+    """The shortest node set for ``names``: ``gpu001 gpu002 gpu003`` -> ``gpu[001-003]``."""
+    names = [n for n in names if n]
+    if not names:
+        return ""
+    try:
+        return str(NodeSet.fromlist(names, resolver=RESOLVER_NOGROUP))
+    except Exception as exc:  # noqa: BLE001
+        raise NodeSetError(f"cannot fold {names[:3]!r}...: {exc}") from None

@@ -1,0 +1,103 @@
+"""The inventory as the lab serves it: every address pointed at the lab.
+
+Each node gets its own SSH port, so the written document declares one group
+per node (a group has one port). Everything else (racks, roles, hardware,
+clusters, labels) is kept; plugin sections go through the emulations'
+``rewrite_config`` to get the lab's HTTP ports.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from console.inventory.model import Inventory, InventoryDoc, Node, NodeGroup, SshAccess
+
+if TYPE_CHECKING:  # pragma: no cover
+    from console.plugin import LabEmulation, Plugin
+
+log = logging.getLogger(__name__)
+
+
+def resolve_doc(doc: InventoryDoc, source: Path | None = None) -> Inventory:
+    """Resolve a document through the inventory loader (node sets, SSH defaults, paths)."""
+    from console.inventory.load import inventory_from_data
+
+    return inventory_from_data(doc.model_dump(mode="json", exclude_none=True), source)
+
+
+def lab_ssh(bind: str, port: int, user: str, state_dir: Path) -> SshAccess:
+    return SshAccess(
+        host=bind,
+        port=port,
+        user=user,
+        identity=f"file:{state_dir / 'id_ed25519'}",
+        known_hosts=str(state_dir / "known_hosts"),
+    )
+
+
+def effective_inventory(
+    inv: Inventory,
+    ports: Mapping[str, int],
+    bind: str,
+    state_dir: Path,
+    emulations: Mapping[str, LabEmulation],
+    plugins: Sequence[Plugin],
+) -> Inventory:
+    """The inventory a console uses to reach this lab."""
+    nodes: dict[str, Node] = {}
+    groups: list[NodeGroup] = []
+    for name, node in inv.nodes.items():
+        ssh = lab_ssh(bind, ports[name], node.ssh.user, state_dir)
+        nodes[name] = node.model_copy(update={"ssh": ssh})
+        groups.append(
+            NodeGroup(
+                nodes=name,
+                role=node.role,
+                rack=node.rack,
+                u_start=node.u,
+                u_height=node.u_height,
+                ssh=ssh,
+                bmc=node.bmc,
+                hardware=node.hardware,
+                clusters=node.clusters,
+                labels=node.labels,
+            )
+        )
+    sections: dict[str, dict[str, Any]] = {}
+    for pname, section in inv.doc.plugins.items():
+        emu = emulations.get(pname)
+        sections[pname] = emu.rewrite_config(dict(section)) if emu is not None else dict(section)
+    default_user = inv.doc.ssh.user
+    doc = inv.doc.model_copy(
+        update={
+            "nodes": groups,
+            "plugins": sections,
+            "demo": True,
+            "ssh": lab_ssh(bind, 22, default_user, state_dir),
+        }
+    )
+    configs: dict[str, Any] = {}
+    for plugin in plugins:
+        if plugin.config_model is not None and plugin.name in sections:
+            configs[plugin.name] = plugin.config_model.model_validate(sections[plugin.name])
+    return Inventory(
+        source=state_dir / "inventory.yaml", doc=doc, nodes=nodes, plugin_configs=configs
+    )
+
+
+def dump_inventory(inv: Inventory, path: Path) -> None:
+    """Write the effective inventory as a YAML document ``dcc --inventory`` reads."""
+    data = inv.doc.model_dump(mode="json", exclude_none=True)
+    text = (
+        "# Written by `dcc lab`: the simulated datacenter's addresses. Regenerated at\n"
+        "# every start (the ports change); do not edit.\n"
+        + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

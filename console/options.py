@@ -1,0 +1,34 @@
+"""What the command line asked for; free of heavy imports (read before the first frame)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def state_dir() -> Path:
+    """Where the console keeps its files: $XDG_STATE_HOME/dcconsole (~/.local/state/dcconsole)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "dcconsole"
+
+
+@dataclass(slots=True)
+class LaunchOptions:
+    """How to start a console."""
+
+    inventory: Path | None = None
+    """None: start the embedded demo lab."""
+    layout: str = "overview"
+    read_only: bool = False
+    audit_db: Path | None = None
+    roles: Path | None = None
+    scenario: str | None = "demo"
+    """The lab's timed faults (demo only); None for a quiet lab."""
+    lab_state_dir: Path | None = None
+    poll: bool = True
+    """False in tests that drive the poller themselves."""
+
+    @property
+    def demo(self) -> bool:
+        return self.inventory is None

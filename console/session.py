@@ -1,0 +1,168 @@
+"""A running console's parts, wired together: inventory, plugins, store, poller, audit, actions.
+
+The app builds a ``Session`` after its first frame has painted (the heavy
+imports happen here, not at start-up). Tests build one directly, with or
+without a lab, and drive it without Textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from console.health import evaluate
+from console.inventory.model import Inventory
+from console.options import LaunchOptions, state_dir
+from console.plugin import Finding, Plugin, Severity
+from console.registry import Registry, discover
+from console.store import Store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from console.actions import ActionRunner
+    from console.audit import AuditLog
+    from console.lab import Lab
+    from console.poller import Poller
+    from console.transports import Transports
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_INVENTORY = REPO_ROOT / "inventory" / "demo.yaml"
+
+
+@dataclass(slots=True)
+class Session:
+    """Everything a console needs once started."""
+
+    inventory: Inventory
+    registry: Registry
+    store: Store
+    options: LaunchOptions
+    transports: Transports | None = None
+    poller: Poller | None = None
+    audit: AuditLog | None = None
+    runner: ActionRunner | None = None
+    lab: Lab | None = None
+    pending: list[Any] = field(default_factory=list)
+    """Actions found with an intent and no result when this console started."""
+    notices: list[str] = field(default_factory=list)
+    """Things to tell the operator once the screen is up."""
+
+    @property
+    def plugins(self) -> Sequence[Plugin]:
+        return self.registry.plugins
+
+    @property
+    def demo(self) -> bool:
+        return self.inventory.demo
+
+    @property
+    def read_only(self) -> bool:
+        return self.options.read_only
+
+    def findings(self) -> list[Finding]:
+        found = evaluate(self.store, self.inventory, self.plugins)
+        for p in self.pending:
+            found.append(
+                Finding(
+                    Severity.WARNING,
+                    ",".join(getattr(p, "targets", ()) or ["?"]),
+                    f"outcome unknown: {getattr(p, 'action', '?')} (console stopped before "
+                    "its result was recorded; verify the target)",
+                    key=f"pending:{getattr(p, 'action_uid', id(p))}",
+                )
+            )
+        return found
+
+    def refresh_alerts(self) -> None:
+        self.store.set_findings(self.findings())
+
+    async def stop(self) -> None:
+        if self.poller is not None:
+            await self.poller.stop()
+        if self.transports is not None:
+            await self.transports.close()
+        if self.lab is not None:
+            await self.lab.stop()
+        if self.audit is not None:
+            self.audit.close()
+
+
+async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] = ()) -> Session:
+    """Build and start everything: the lab (demo), plugins, transports, audit, poller."""
+    from console.actions import ActionRunner
+    from console.audit import AuditLog, default_audit_db
+    from console.identity import Operator
+    from console.inventory import apply_plugin_configs, load_inventory
+    from console.poller import Poller
+    from console.roles import resolve_role
+    from console.transports import Transports
+
+    registry = discover(extra_plugins)
+    lab = None
+    if options.inventory is None:
+        from console.lab import Lab
+
+        lab_dir = options.lab_state_dir or state_dir() / "demo-lab"
+        lab = Lab(
+            load_inventory(DEMO_INVENTORY),
+            lab_dir,
+            registry.plugins,
+            scenario=options.scenario,
+        )
+        await lab.start()
+        inventory = lab.inventory
+    else:
+        inventory = load_inventory(options.inventory)
+    models = {p.name: p.config_model for p in registry.plugins}
+    inventory = apply_plugin_configs(inventory, models)
+
+    store = Store()
+    transports = Transports.create()
+    audit_path = options.audit_db
+    if audit_path is None and inventory.doc.audit.db:
+        audit_path = inventory.resolve_path(inventory.doc.audit.db)
+    if audit_path is None:
+        audit_path = state_dir() / "demo-audit.db" if lab is not None else default_audit_db()
+    audit = await asyncio.to_thread(AuditLog, audit_path)
+    operator = Operator.current()
+    roles_path = options.roles
+    if roles_path is None and inventory.doc.roles_file:
+        roles_path = inventory.resolve_path(inventory.doc.roles_file)
+    role = resolve_role(operator.user, roles_path, demo=inventory.demo)
+    runner = ActionRunner(
+        audit,
+        inventory,
+        transports,
+        store,
+        operator,
+        role,
+        options.read_only,
+        inventory.plugin_configs,
+    )
+    session = Session(
+        inventory=inventory,
+        registry=registry,
+        store=store,
+        options=options,
+        transports=transports,
+        audit=audit,
+        runner=runner,
+        lab=lab,
+    )
+    session.pending = list(await runner.reconcile_on_start())
+    if session.pending:
+        session.notices.append(
+            f"{len(session.pending)} action(s) from an earlier console have no recorded "
+            "result: listed as 'outcome unknown' in alerts"
+        )
+    for broken in registry.broken:
+        session.notices.append(f"plugin {broken.name} failed to load: {broken.error}")
+    session.poller = Poller(store, inventory, transports, registry.collectors())
+    if options.poll:
+        session.poller.start()
+    return session

@@ -1,0 +1,85 @@
+"""The one-line header: site, badges, clock and alert count."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+class StatusHeader(Static):
+    """`` dcc  site dc-demo · DEMO · READ-ONLY · 14:02:11 · 3 alerts     ? help``."""
+
+    DEFAULT_CSS = """
+    StatusHeader {
+        dock: top;
+        height: 1;
+        background: $panel;
+        color: $text;
+    }
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        super().__init__("", id="header")
+        self.clock = clock
+        self.site = "…"
+        self.demo = False
+        self.read_only = False
+        self.alerts = (0, 0)
+        """(critical, warning) counts."""
+        self.note = "starting"
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self.redraw)
+        self.redraw()
+
+    def on_resize(self) -> None:
+        self.redraw()
+
+    def set_state(
+        self,
+        *,
+        site: str | None = None,
+        demo: bool | None = None,
+        read_only: bool | None = None,
+        alerts: tuple[int, int] | None = None,
+        note: str | None = None,
+    ) -> None:
+        if site is not None:
+            self.site = site
+        if demo is not None:
+            self.demo = demo
+        if read_only is not None:
+            self.read_only = read_only
+        if alerts is not None:
+            self.alerts = alerts
+        if note is not None:
+            self.note = note
+        self.redraw()
+
+    def redraw(self) -> None:
+        text = Text(" dcc ", style="bold reverse")
+        text.append(f" site {self.site}")
+        if self.demo:
+            text.append(" · ")
+            text.append("DEMO", style="bold reverse")
+        if self.read_only:
+            text.append(" · ")
+            text.append("READ-ONLY", style="bold reverse")
+        text.append(" · " + time.strftime("%H:%M:%S", time.localtime(self.clock())))
+        crit, warn = self.alerts
+        total = crit + warn
+        text.append(" · ")
+        style = "bold red" if crit else "yellow" if warn else ""
+        text.append(f"{total} alert{'s' if total != 1 else ''}", style=style)
+        if crit:
+            text.append(f" ({crit} crit)", style=style)
+        if self.note:
+            text.append(f" · {self.note}", style="italic")
+        right = "? help "
+        pad = max(1, self.size.width - text.cell_len - len(right))
+        text.append(" " * pad + right)
+        text.truncate(max(self.size.width, 1))
+        self.update(text)

@@ -1,0 +1,51 @@
+"""UI tests drive the real app on a real demo session: lab over SSH and HTTP on loopback."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from console.options import LaunchOptions
+from console.session import Session, start_session
+
+
+def audit_rows(db: Path) -> list[dict[str, object]]:
+    """Every audit row, read through a second connection as an auditor would."""
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM events ORDER BY id")]
+    finally:
+        con.close()
+
+
+async def make_session(tmp_path: Path, *, read_only: bool = False) -> Session:
+    options = LaunchOptions(
+        inventory=None,
+        read_only=read_only,
+        audit_db=tmp_path / "audit" / "audit.db",
+        scenario=None,
+        lab_state_dir=tmp_path / "lab",
+        poll=False,
+    )
+    session = await start_session(options)
+    assert session.poller is not None
+    await session.poller.poll_once()
+    return session
+
+
+@pytest.fixture
+async def demo_session(tmp_path: Path) -> AsyncIterator[Session]:
+    session = await make_session(tmp_path)
+    yield session
+    await session.stop()
+
+
+@pytest.fixture
+async def read_only_session(tmp_path: Path) -> AsyncIterator[Session]:
+    session = await make_session(tmp_path, read_only=True)
+    yield session
+    await session.stop()

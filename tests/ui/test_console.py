@@ -1,0 +1,168 @@
+"""Pilot tests: filter, node card, actions confirmed / cancelled / refused, help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Button, Input
+
+from console.app import DcConsoleApp
+from console.screens.confirm import ConfirmScreen
+from console.screens.help import HelpScreen
+from console.screens.node_card import NodeCardScreen
+from console.session import Session
+from console.widgets.core_panes import NodesPane
+from tests.ui.conftest import audit_rows
+
+
+def nodes_shown(app: DcConsoleApp) -> list[str]:
+    pane = app.query_one(NodesPane)
+    return [row.key for row in pane.table.rows]
+
+
+def restart_entry(app: DcConsoleApp, service: str) -> tuple[object, object]:
+    for spec, target in app.action_entries():
+        if spec.id == "services.restart" and target.name == service:
+            return spec, target
+    raise AssertionError(f"no restart action offered for {service}")
+
+
+async def test_filter_by_node_set_narrows_every_pane(demo_session: Session) -> None:
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert len(nodes_shown(app)) == len(demo_session.inventory.nodes)
+        await pilot.press("slash")
+        await pilot.press(*"gpu[001-002]", "enter")
+        await pilot.pause()
+        assert nodes_shown(app) == ["gpu001", "gpu002"]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(nodes_shown(app)) == len(demo_session.inventory.nodes)
+
+
+async def test_filter_by_rack_group_and_bad_filter_keeps_the_last_good_one(
+    demo_session: Session,
+) -> None:
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.apply_filter("@rack:R01")
+        in_r01 = {n.name for n in demo_session.inventory.nodes.values() if n.rack == "R01"}
+        assert set(nodes_shown(app)) == in_r01
+        assert not app.apply_filter("@nosuchgroup:x")
+        await pilot.pause()
+        assert set(nodes_shown(app)) == in_r01
+
+
+async def test_enter_on_a_node_opens_its_card_joining_every_plugin(
+    demo_session: Session,
+) -> None:
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.apply_filter("stor01")
+        await pilot.pause()
+        app.query_one(NodesPane).table.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, NodeCardScreen)
+        text = str(app.screen.body.render())
+        assert "stor01" in text
+        assert "storage" in text
+        assert "Services" in text and "minio-stor01" in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, NodeCardScreen)
+
+
+async def test_confirmed_restart_runs_and_writes_intent_then_result(
+    demo_session: Session,
+) -> None:
+    db = demo_session.options.audit_db
+    assert db is not None
+    before = len(audit_rows(db))
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        spec, target = restart_entry(app, "minio-stor01")
+        app.start_action(spec, target)  # type: ignore[arg-type]
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, ConfirmScreen)
+        confirm = app.screen.query_one("#confirm", Button)
+        assert confirm.disabled, "confirm must wait for the typed target name"
+        await pilot.press(*app.screen.request.confirm_text or "")
+        await pilot.pause()
+        assert not confirm.disabled
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    rows = audit_rows(db)[before:]
+    phases = [(r["phase"], r["action"]) for r in rows]
+    assert ("intent", "services.restart") in phases
+    results = [r for r in rows if r["phase"] == "result"]
+    assert results and results[-1]["outcome"] == "ok"
+    assert phases.index(("intent", "services.restart")) < rows.index(results[-1])
+
+
+async def test_cancelled_action_writes_nothing(demo_session: Session) -> None:
+    db = demo_session.options.audit_db
+    assert db is not None
+    before = audit_rows(db)
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        spec, target = restart_entry(app, "minio-stor01")
+        app.start_action(spec, target)  # type: ignore[arg-type]
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape")
+        await app.workers.wait_for_complete()
+    assert audit_rows(db) == before
+
+
+async def test_read_only_console_refuses_and_records_the_refusal(
+    read_only_session: Session,
+) -> None:
+    db = read_only_session.options.audit_db
+    assert db is not None
+    app = DcConsoleApp(read_only_session.options, session=read_only_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        spec, target = restart_entry(app, "minio-stor01")
+        app.start_action(spec, target)  # type: ignore[arg-type]
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+    rows = audit_rows(db)
+    assert not [r for r in rows if r["phase"] == "intent"]
+    assert [r for r in rows if r["phase"] == "refused" and r["action"] == "services.restart"]
+
+
+async def test_confirm_is_disabled_below_80x24(demo_session: Session) -> None:
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        spec, target = restart_entry(app, "minio-stor01")
+        app.start_action(spec, target)  # type: ignore[arg-type]
+        await pilot.pause(0.5)
+        screen = app.screen
+        assert isinstance(screen, ConfirmScreen)
+        screen.query_one("#typed", Input).value = screen.request.confirm_text or ""
+        await pilot.pause()
+        assert not screen.query_one("#confirm", Button).disabled
+        await pilot.resize_terminal(70, 20)
+        await pilot.pause()
+        assert screen.query_one("#confirm", Button).disabled
+        await pilot.press("escape")
+
+
+async def test_question_mark_opens_help(demo_session: Session, tmp_path: Path) -> None:
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
