@@ -93,6 +93,7 @@ class DcConsoleApp(App[int]):
     def on_mount(self) -> None:
         header = self.query_one(StatusHeader)
         header.set_state(demo=self.options.demo, read_only=self.options.read_only)
+        self._install_signal_handlers()
         if self.session is not None:
             self.call_after_refresh(self._attach_session, self.session)
         else:
@@ -131,13 +132,14 @@ class DcConsoleApp(App[int]):
         self.set_interval(REFRESH_S, self._refresh_panes)
         for notice in session.notices:
             self.notify(notice, severity="warning", timeout=10)
-        self._install_signal_handlers()
         self._dirty = True
         self._refresh_panes()
 
     def _install_signal_handlers(self) -> None:
         # Textual installs no SIGHUP handler: without this a dropped SSH session
         # kills the console at once and loses what was not yet recorded.
+        if self.is_headless:  # tests drive hang_up() themselves
+            return
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGHUP, signal.SIGTERM):
             try:
@@ -155,7 +157,7 @@ class DcConsoleApp(App[int]):
         session = self.session
         if session is not None and session.runner is not None:
             await session.runner.begin_shutdown(
-                f"operator disconnected ({why})", grace_s=HANGUP_GRACE_S
+                f"{why}: the operator's terminal went away", grace_s=HANGUP_GRACE_S
             )
         if session is not None:
             await session.stop()
@@ -292,8 +294,13 @@ class DcConsoleApp(App[int]):
         if node is None:
             self.notify(f"{name} is not in the inventory", severity="warning")
             return
+        actions = [
+            (spec.label, target.name)
+            for spec, target in self.action_entries()
+            if target.node == name or target.name == name
+        ]
         self.push_screen(
-            NodeCardScreen(node, self.session.store, self.session.plugins, self.clock)
+            NodeCardScreen(node, self.session.store, self.session.plugins, self.clock, actions)
         )
 
     def on_line_table_row_selected(self, event: LineTable.RowSelected) -> None:

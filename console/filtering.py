@@ -30,11 +30,33 @@ class FilterError(ValueError):
     """The filter text cannot be understood; the message says which term and why."""
 
 
+def _terms(text: str) -> list[str]:
+    """Split on spaces and on commas outside brackets, so ``gpu[001,003]`` stays one term."""
+    terms: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for ch in text:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth = max(0, depth - 1)
+        if ch.isspace() or (ch == "," and depth == 0):
+            if current:
+                terms.append("".join(current))
+            current = []
+            depth = 0 if ch.isspace() else depth
+        else:
+            current.append(ch)
+    if current:
+        terms.append("".join(current))
+    return terms
+
+
 def parse_filter(text: str, inventory: Inventory) -> frozenset[str] | None:
     """The node names matching ``text``; None for an empty filter (everything)."""
     from console.inventory.nodeset import NodeSetError, expand
 
-    terms = [t for t in text.replace(",", " ").split() if t]
+    terms = _terms(text)
     if not terms:
         return None
     names: set[str] = set()

@@ -33,7 +33,10 @@ def evaluate(store: Store, inventory: Inventory, plugins: Sequence[Plugin]) -> l
                         key=f"plugin-alerts:{plugin.name}")
             )
     for st in store.collector_statuses():
-        if st.failures >= FAILURES_BEFORE_ALERT and st.last_error:
+        # Target "*" is a collector whose targets() crashed: it is never retried, so its
+        # single failure must alert at once or nobody hears of it.
+        repeated = st.failures >= FAILURES_BEFORE_ALERT or st.target == "*"
+        if repeated and st.last_error:
             node = st.target if st.target in inventory.nodes else None
             findings.append(
                 Finding(

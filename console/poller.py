@@ -50,8 +50,10 @@ class Job:
         return self.spec.interval
 
 
-def _error_text(exc: BaseException, spec: CollectorSpec) -> str:
-    if isinstance(exc, TimeoutError):
+def _error_text(exc: BaseException, spec: CollectorSpec, *, expired: bool) -> str:
+    # Only our own deadline is "timed out after <spec.timeout>"; a TimeoutError raised
+    # inside the collector (aiohttp, a connect timeout) has its own limit and message.
+    if expired:
         return f"timed out after {spec.timeout:g}s"
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
@@ -113,9 +115,12 @@ class Poller:
         status.running = True
         error: str | None = None
         readings: Sequence[Reading] = ()
+        deadline: asyncio.Timeout | None = None
         try:
             async with self._sem:
-                async with asyncio.timeout(spec.timeout):
+                # Created inside the cap: waiting for a slot does not count against the run.
+                deadline = asyncio.timeout(spec.timeout)
+                async with deadline:
                     readings = await spec.collect(job.context, target)
             bad = [r for r in readings if not isinstance(r, Reading)]
             if bad:
@@ -124,7 +129,8 @@ class Poller:
             status.running = False
             raise
         except Exception as exc:
-            error = _error_text(exc, spec)
+            expired = deadline is not None and deadline.expired()
+            error = _error_text(exc, spec, expired=expired)
             log.debug("%s on %s failed: %s", spec.id, target.name, error)
             readings = ()
         finally:

@@ -26,6 +26,9 @@ def clean(text: str, *, keep_newlines: bool = False) -> str:
     """``text`` without escape sequences and control characters (tabs become spaces)."""
     text = _ESCAPES.sub("", text)
     text = text.replace("\t", " ")
-    if not keep_newlines:
+    if keep_newlines:
+        # CRLF output (Windows tools, HTTP bodies) would otherwise show U+FFFD on every line.
+        text = text.replace("\r\n", "\n")
+    else:
         text = text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
     return _CONTROLS.sub("\N{REPLACEMENT CHARACTER}", text)

@@ -160,6 +160,15 @@ async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] 
             f"{len(session.pending)} action(s) from an earlier console have no recorded "
             "result: listed as 'outcome unknown' in alerts"
         )
+    await audit.append_async(
+        "startup",
+        detail=(
+            f"console started on {'the demo lab' if lab is not None else inventory.site.name}"
+            f"{' (read-only)' if options.read_only else ''}"
+        ),
+        params={"role": role.name.lower(), "layout": options.layout},
+        operator=operator,
+    )
     for broken in registry.broken:
         session.notices.append(f"plugin {broken.name} failed to load: {broken.error}")
     session.poller = Poller(store, inventory, transports, registry.collectors())

@@ -23,6 +23,15 @@ STALE_AFTER_INTERVALS = 3.0
 """A target's data is stale once this many intervals passed without a good read."""
 
 
+def _as_float(value: int | float) -> float:
+    """``value`` as a float; an int too large for a float (a hostile or broken
+    tool's counter) becomes +/-inf instead of raising OverflowError."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 class Ring:
     """A fixed-size float32 ring buffer; unknown values are stored as NaN."""
 
@@ -139,7 +148,7 @@ class Store:
                 ring = self._history.get(key)
                 if ring is None:
                     ring = self._history[key] = Ring(self._history_len)
-                ring.append(float(r.value))
+                ring.append(_as_float(r.value))
             elif r.value is None and key in self._history:
                 self._history[key].append(None)
         if readings:
@@ -262,13 +271,13 @@ def threshold_findings(
     out: list[Finding] = []
     for metric, (warn, crit, direction) in thresholds.items():
         for target, reading in store.by_metric(metric).items():
-            v = reading.value
-            if not isinstance(v, int | float) or isinstance(v, bool):
+            raw = reading.value
+            if not isinstance(raw, int | float) or isinstance(raw, bool):
                 continue
-
+            v = _as_float(raw)
             up = direction == "above"
 
-            def past(level: float | None, v: float = float(v), up: bool = up) -> bool:
+            def past(level: float | None, v: float = v, up: bool = up) -> bool:
                 if level is None:
                     return False
                 return v > level if up else v < level

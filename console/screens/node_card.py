@@ -67,7 +67,11 @@ def card_sections(
 
 
 def render_card(
-    store: StoreView, node: Node, plugins: Sequence[Plugin], now: float | None = None
+    store: StoreView,
+    node: Node,
+    plugins: Sequence[Plugin],
+    now: float | None = None,
+    actions: Sequence[tuple[str, str]] = (),
 ) -> Text:
     """The whole card as text (also used by tests and `dcc` without a TUI)."""
     now = time.time() if now is None else now
@@ -104,6 +108,10 @@ def render_card(
             else:
                 age = format_age(now - s.last_ok) if s.last_ok else "—"
                 out.append(f"   ● {s.collector} ok {age} ago\n")
+    if actions:
+        out.append("\n Actions (ctrl+p)\n", style="bold")
+        for label, target in actions:
+            out.append(f"   {clean(label)}: {clean(target)}\n")
     readings = store.readings_for(node.name)
     if readings:
         out.append("\n Readings\n", style="bold")
@@ -129,9 +137,12 @@ class NodeCardScreen(Screen[None]):
         store: StoreView,
         plugins: Sequence[Plugin],
         clock: Callable[[], float] = time.time,
+        actions: Sequence[tuple[str, str]] = (),
     ) -> None:
         super().__init__()
         self.clock = clock
+        self.actions = actions
+        """(label, target) of the actions that apply to this node or what runs on it."""
         self.node = node
         self.store = store
         self.plugins = plugins
@@ -148,4 +159,6 @@ class NodeCardScreen(Screen[None]):
         self.set_interval(2.0, self.redraw)
 
     def redraw(self) -> None:
-        self.body.update(render_card(self.store, self.node, self.plugins, self.clock()))
+        self.body.update(
+            render_card(self.store, self.node, self.plugins, self.clock(), self.actions)
+        )

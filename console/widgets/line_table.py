@@ -180,7 +180,15 @@ class LineTable(ScrollView, can_focus=True):
     def _render_cells(self, cells: Sequence[str | Text], widths: Sequence[int]) -> Text:
         line = Text(no_wrap=True, overflow="ellipsis")
         for i, (cell, width) in enumerate(zip(cells, widths, strict=False)):
-            text = cell.copy() if isinstance(cell, Text) else Text(clean(str(cell)))
+            if isinstance(cell, Text):
+                text = cell.copy()
+                safe = clean(text.plain)
+                if safe != text.plain:
+                    # A styled cell may still carry remote text; its spans no longer
+                    # line up once sequences are removed, so keep only the base style.
+                    text = Text(safe, style=text.style)
+            else:
+                text = Text(clean(str(cell)))
             text.truncate(width, overflow="ellipsis")
             if self.columns[i].align == "right":
                 text.pad_left(width - text.cell_len)

@@ -166,3 +166,39 @@ async def test_question_mark_opens_help(demo_session: Session, tmp_path: Path) -
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_hang_up_records_the_disconnect_lets_running_actions_finish_and_refuses_new(
+    demo_session: Session,
+) -> None:
+    import asyncio
+
+    import pytest
+
+    from console.actions import ActionRefused
+
+    db = demo_session.options.audit_db
+    runner = demo_session.runner
+    assert db is not None and runner is not None
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        spec, target = restart_entry(app, "minio-stor01")
+        plan = await runner.plan(spec, [target], {})  # type: ignore[arg-type]
+        running = asyncio.create_task(runner.execute(plan, plan.confirm_text))
+        for _ in range(100):
+            if runner.in_flight:
+                break
+            await asyncio.sleep(0.01)
+        assert runner.in_flight == 1
+        await app.hang_up("SIGHUP")
+        results = await running
+        assert [r.outcome for r in results] == ["ok"]
+        with pytest.raises(ActionRefused):
+            await runner.execute(plan, plan.confirm_text)
+    rows = audit_rows(db)
+    phases = [r["phase"] for r in rows]
+    assert "disconnect" in phases
+    assert phases.index("intent") < phases.index("disconnect") < phases.index("result")
+    disconnect_id = rows[phases.index("disconnect")]["id"]
+    assert not [r for r in rows if r["phase"] == "intent" and r["id"] > disconnect_id]
