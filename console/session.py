@@ -128,7 +128,14 @@ async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] 
         audit_path = inventory.resolve_path(inventory.doc.audit.db)
     if audit_path is None:
         audit_path = state_dir() / "demo-audit.db" if lab is not None else default_audit_db()
-    audit = await asyncio.to_thread(AuditLog, audit_path)
+    # The head hash goes to an anchor file too, so a cut tail or a rewritten chain
+    # can be detected (`dcc audit verify --anchor`); the inventory may put it elsewhere.
+    anchor = (
+        inventory.resolve_path(inventory.doc.audit.anchor)
+        if inventory.doc.audit.anchor
+        else audit_path.with_name(audit_path.name + ".anchor")
+    )
+    audit = await asyncio.to_thread(AuditLog, audit_path, anchor_path=anchor, anchor_every=20)
     operator = Operator.current()
     roles_path = options.roles
     if roles_path is None and inventory.doc.roles_file:

@@ -72,10 +72,15 @@ class StatusHeader(Static):
         crit, warn = self.alerts
         total = crit + warn
         text.append(" · ")
-        style = "bold red" if crit else "yellow" if warn else ""
+        # With NO_COLOR, colours turn to greys: reverse video keeps the count visible.
+        if self.app.no_color:
+            style = "bold reverse" if crit else "bold" if warn else ""
+        else:
+            style = "bold reverse red" if crit else "bold yellow" if warn else ""
         text.append(f"{total} alert{'s' if total != 1 else ''}", style=style)
         if crit:
             text.append(f" ({crit} crit)", style=style)
+        text.append("")
         if self.note:
             text.append(f" · {self.note}", style="italic")
         right = "? help "

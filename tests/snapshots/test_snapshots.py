@@ -49,3 +49,10 @@ def test_node_card_80x24(snap_compare: Any) -> None:
 
 def test_help_160x48(snap_compare: Any) -> None:
     assert snap_compare(app(), press=["question_mark"], terminal_size=(160, 48))
+
+
+def test_overview_no_color_80x24(snap_compare: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    console_app = app()
+    assert console_app.no_color
+    assert snap_compare(console_app, terminal_size=(80, 24))
