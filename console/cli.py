@@ -53,6 +53,10 @@ def _setup_logging(path: Path | None) -> None:
         handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_dcc", False)]:
+        root.removeHandler(old)  # main() may run more than once in a process (tests)
+        old.close()
+    handler._dcc = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.INFO)
 

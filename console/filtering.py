@@ -16,7 +16,7 @@ from console.inventory.model import Inventory, Node
 GROUPS: dict[str, Callable[[Node, str], bool]] = {
     "rack": lambda n, v: (n.rack or "").lower() == v.lower(),
     "room": lambda n, v: (n.room or "").lower() == v.lower(),
-    "role": lambda n, v: n.role == v,
+    "role": lambda n, v: n.role == v.lower(),
     "slurm": lambda n, v: n.clusters.slurm == v,
     "k8s": lambda n, v: n.clusters.kubernetes == v,
     "kubernetes": lambda n, v: n.clusters.kubernetes == v,

@@ -152,7 +152,10 @@ class Poller:
         await asyncio.sleep(self._rng.uniform(0, min(job.interval, 2.0)))
         while True:
             started = self._clock()
-            await self.run_job_once(job)
+            try:
+                await self.run_job_once(job)
+            except Exception:  # the Store or a bug of ours: log it, keep polling
+                log.exception("poll of %s on %s failed", job.spec.id, job.target.name)
             failures = self.store.status(job.spec.id, job.target.name, job.interval).failures
             delay = self.next_delay(job.interval, failures)
             await asyncio.sleep(max(0.0, started + delay - self._clock()))

@@ -8,16 +8,43 @@ is an error rather than a hang.
 
 from __future__ import annotations
 
+import re
+import re
 from collections.abc import Iterable
 
 from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet
 
 MAX_NODES = 100_000
 """The most names one node set may expand to."""
+_BRACKET = re.compile(r"\[([^\[\]]*)\]")
 
 
 class NodeSetError(ValueError):
     """A node set that does not parse (the message says why)."""
+
+
+def _estimate(pattern: str) -> int:
+    """An upper bound on the names in ``pattern``, from its brackets alone.
+
+    ClusterShell builds every name while parsing, so a huge range must be
+    caught before it is handed over.
+    """
+    total = 0
+    for part in _top_level_parts(pattern):
+        size = 1
+        for body in _BRACKET.findall(part):
+            within = 0
+            for item in body.split(","):
+                bounds, _, step = item.partition("/")
+                low, dash, high = bounds.partition("-")
+                try:
+                    span = int(high) - int(low) + 1 if dash else 1
+                    within += max(span, 1) // max(int(step or 1), 1)
+                except ValueError:
+                    within += 1  # not a number: ClusterShell will say what is wrong
+            size *= max(within, 1)
+        total += size
+    return total
 
 
 def _parse(pattern: str) -> NodeSet:
@@ -25,6 +52,15 @@ def _parse(pattern: str) -> NodeSet:
         raise NodeSetError("the node set is empty")
     if "@" in pattern:
         raise NodeSetError("@groups are not supported in the inventory; list the nodes")
+    if len(pattern) > 10_000:
+        raise NodeSetError("the node set is longer than 10,000 characters")
+    if _estimate(pattern) > MAX_NODES:
+        raise NodeSetError(f"{pattern!r} expands to more than {MAX_NODES:,} names")
+    # ClusterShell materialises every name of a range, so bound the size first:
+    # n[1-100000000] would otherwise take minutes and gigabytes before len() runs.
+    bound = _upper_bound(pattern)
+    if bound > MAX_NODES:
+        raise NodeSetError(f"{pattern!r} expands to up to {bound:,} names (at most {MAX_NODES:,})")
     try:
         nodes = NodeSet(pattern, resolver=RESOLVER_NOGROUP)
     except Exception as exc:  # ClusterShell raises several unrelated types on bad input
@@ -38,6 +74,29 @@ def _parse(pattern: str) -> NodeSet:
     if count == 0:
         raise NodeSetError(f"{pattern!r} names no node")
     return nodes
+
+
+_BRACKETS = re.compile(r"\[([^\[\]]*)\]")
+_RANGE = re.compile(r"\s*(\d+)-(\d+)(?:/(\d+))?\s*")
+
+
+def _upper_bound(pattern: str) -> int:
+    """At least as many names as ``pattern`` holds, computed without listing them."""
+    total = 0
+    for part in _top_level_parts(pattern):
+        size = 1
+        for group in _BRACKETS.findall(part):
+            n = 0
+            for item in group.split(","):
+                m = _RANGE.fullmatch(item)
+                if m is None:
+                    n += 1
+                else:
+                    step = max(1, int(m[3] or 1))
+                    n += max(0, int(m[2]) - int(m[1])) // step + 1
+            size *= max(1, n)
+        total += size
+    return total
 
 
 def _top_level_parts(pattern: str) -> list[str]:
