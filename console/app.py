@@ -127,6 +127,7 @@ class DcConsoleApp(App[int]):
             read_only=session.read_only,
             note="",
         )
+        self._bind_layout_keys()
         await self._show_layout(self.options.layout)
         session.store.subscribe(self._store_changed)
         self.set_interval(REFRESH_S, self._refresh_panes)
@@ -180,6 +181,20 @@ class DcConsoleApp(App[int]):
             node_filter=self.node_filter,
             clock=self.clock,
         )
+
+    def _bind_layout_keys(self) -> None:
+        """Each layout that declares a ``key`` gets it (``1`` overview, ``6`` oncall ...)."""
+        from console.layouts import LayoutError, available_layouts, load_layout
+
+        for name in sorted(available_layouts()):
+            try:
+                layout = load_layout(name)
+            except LayoutError:
+                log.warning("layout %s is invalid; `dcc check` says why", name)
+                continue
+            if layout.key:
+                self.bind(layout.key, f"layout('{name}')", description=layout.title or name,
+                          show=False)
 
     async def _show_layout(self, name: str) -> None:
         from console.layouts import LayoutError, load_layout

@@ -15,8 +15,21 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from console.inventory import Inventory, InventoryError, Problem, apply_plugin_configs, load_inventory
-from console.layouts import CORE_PANE_IDS, Layout, LayoutError, available_layouts, check_layout, load_layout
+from console.inventory import (
+    Inventory,
+    InventoryError,
+    Problem,
+    apply_plugin_configs,
+    load_inventory,
+)
+from console.layouts import (
+    CORE_PANE_IDS,
+    Layout,
+    LayoutError,
+    available_layouts,
+    check_layout,
+    load_layout,
+)
 from console.plugin import Plugin
 
 log = logging.getLogger(__name__)
@@ -73,7 +86,9 @@ def _check(
         problems.extend(exc.problems)
 
     known = {*CORE_PANE_IDS, *(pane.id for p in plugins for pane in p.panes)}
-    names: list[str | Path] = list(layout_names) if layout_names else list(available_layouts().values())
+    names: list[str | Path] = (
+        list(layout_names) if layout_names else list(available_layouts().values())
+    )
     if not names:
         problems.append(Problem("layouts", None, "", "no layouts found", "check DCC_LAYOUTS_DIR"))
     layouts: list[Layout] = []
@@ -108,7 +123,9 @@ def _shared_keys(layouts: Sequence[Layout]) -> list[Problem]:
         if layout.key in owner:
             problems.append(
                 Problem(
-                    layout.file, None, "key",
+                    layout.file,
+                    None,
+                    "key",
                     f"key {layout.key!r} also switches to layout {owner[layout.key].name!r}",
                     "give each layout its own key",
                 )

@@ -32,7 +32,9 @@ def _size(value: str | int) -> str | int:
             raise ValueError("a size in lines must be at least 1")
         return value
     if not _SIZE.match(value.strip()):
-        raise ValueError("a size is a number of lines (8), a share ('1fr', '2fr'), a percentage or 'auto'")
+        raise ValueError(
+            "a size is a number of lines (8), a share ('1fr', '2fr'), a percentage or 'auto'"
+        )
     return value.strip()
 
 
@@ -113,7 +115,15 @@ def load_layout(name_or_path: str | Path, search_dirs: Sequence[Path] | None = N
         known = available_layouts(search_dirs)
         if text not in known:
             raise LayoutError(
-                [Problem(text, None, "", f"no layout named {text!r}", did_you_mean(text, known, "layouts"))]
+                [
+                    Problem(
+                        text,
+                        None,
+                        "",
+                        f"no layout named {text!r}",
+                        did_you_mean(text, known, "layouts"),
+                    )
+                ]
             )
         path = known[text]
     label = _display(path)
@@ -126,7 +136,9 @@ def load_layout(name_or_path: str | Path, search_dirs: Sequence[Path] | None = N
         raise LayoutError(
             [
                 Problem(
-                    label, lines.line(("name",)), "name",
+                    label,
+                    lines.line(("name",)),
+                    "name",
                     f"the layout is named {layout.name!r} but its file {path.name!r}",
                     f"rename the file to {layout.name}.yaml or write name: {path.stem}",
                 )
@@ -149,7 +161,9 @@ def layout_from_data(
     """Validate a layout given as plain data (``lines`` locates errors in its file)."""
     lines = lines or LineMap()
     if not isinstance(data, dict):
-        raise LayoutError([Problem(label, lines.line(()), "", "a layout must be a mapping (name:, rows:)")])
+        raise LayoutError(
+            [Problem(label, lines.line(()), "", "a layout must be a mapping (name:, rows:)")]
+        )
     if default_name and "name" not in data:
         data = {"name": default_name, **data}
     try:
@@ -174,14 +188,22 @@ def check_layout(layout: Layout, known_pane_ids: Iterable[str]) -> list[Problem]
             if pane.id not in known:
                 problems.append(
                     Problem(
-                        label, lines.line(loc), format_loc(loc), f"unknown pane {pane.id!r}",
+                        label,
+                        lines.line(loc),
+                        format_loc(loc),
+                        f"unknown pane {pane.id!r}",
                         did_you_mean(pane.id, known, "known panes"),
                     )
                 )
             elif pane.id in seen:
                 problems.append(
-                    Problem(label, lines.line(loc), format_loc(loc), f"the pane {pane.id!r} is placed twice",
-                            "place each pane once per layout")
+                    Problem(
+                        label,
+                        lines.line(loc),
+                        format_loc(loc),
+                        f"the pane {pane.id!r} is placed twice",
+                        "place each pane once per layout",
+                    )
                 )
             seen.add(pane.id)
     return problems

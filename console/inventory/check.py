@@ -28,7 +28,9 @@ class _Ctx:
     problems: list[Problem]
 
     def add(self, loc: Loc, message: str, hint: str = "") -> None:
-        self.problems.append(Problem(self.file, self.lines.line(loc), format_loc(loc), message, hint))
+        self.problems.append(
+            Problem(self.file, self.lines.line(loc), format_loc(loc), message, hint)
+        )
 
     def line(self, loc: Loc) -> int | None:
         return self.lines.line(loc)
@@ -87,13 +89,18 @@ def _check_groups(ctx: _Ctx) -> list[list[str]]:
         try:
             members = expand(group.nodes)
         except NodeSetError as exc:
-            ctx.add(loc, f"the node set does not parse: {exc}", "write it like gpu[001-016] or cpu01,cpu02")
+            ctx.add(
+                loc,
+                f"the node set does not parse: {exc}",
+                "write it like gpu[001-016] or cpu01,cpu02",
+            )
             names.append([])
             continue
         bad = [n for n in members if not HOST_NAME.match(n)]
         if bad:
             ctx.add(
-                loc, f"{bad[0]!r} is not a valid host name",
+                loc,
+                f"{bad[0]!r} is not a valid host name",
                 "use ASCII letters, digits, '-', '.' and '_' (at most 63 characters)",
             )
             names.append([])
@@ -121,16 +128,22 @@ def _check_references(ctx: _Ctx, racks: dict[str, int], names: list[list[str]]) 
     for g, group in enumerate(ctx.doc.nodes):
         if group.rack is not None and group.rack not in racks:
             ctx.add(
-                ("nodes", g, "rack"), f"rack {group.rack!r} is not declared under rooms",
+                ("nodes", g, "rack"),
+                f"rack {group.rack!r} is not declared under rooms",
                 did_you_mean(group.rack, racks, "declared racks"),
             )
         if group.u_start is not None and group.rack is None:
-            ctx.add(("nodes", g, "u_start"), "u_start is set but the group has no rack", "add rack: NAME")
+            ctx.add(
+                ("nodes", g, "u_start"),
+                "u_start is set but the group has no rack",
+                "add rack: NAME",
+            )
         member = group.clusters
         if member.kubernetes is not None and member.kubernetes not in clusters.kubernetes:
             ctx.add(
                 ("nodes", g, "clusters", "kubernetes"),
-                f"kubernetes cluster {member.kubernetes!r} is not declared under clusters.kubernetes",
+                f"kubernetes cluster {member.kubernetes!r} is not declared under "
+                "clusters.kubernetes",
                 did_you_mean(member.kubernetes, clusters.kubernetes, "declared clusters"),
             )
         if member.slurm is not None and member.slurm not in clusters.slurm:
@@ -194,7 +207,8 @@ def _check_templates(ctx: _Ctx, names: list[list[str]]) -> None:
             plain = [n for n in members if not TRAILING_NUMBER.search(n)]
             if plain:
                 ctx.add(
-                    loc, f"{{num}} needs a number at the end of the node name; {plain[0]!r} has none",
+                    loc,
+                    f"{{num}} needs a number at the end of the node name; {plain[0]!r} has none",
                     "use {name} or {index} instead",
                 )
 

@@ -7,6 +7,7 @@ them.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,9 @@ def _resolve_all(data: Any, lines: LineMap, label: str, source: Path | None) -> 
         raise InventoryError(
             [
                 Problem(
-                    label, lines.line(()), "",
+                    label,
+                    lines.line(()),
+                    "",
                     f"the inventory must be a mapping (site:, rooms:, nodes: ...), not "
                     f"{type(data).__name__}",
                     "start from inventory/example-site.yaml",
@@ -175,7 +178,13 @@ def apply_plugin_configs(
             if not models:
                 hint = "no plugins are installed; run `dcc plugins` to see why"
             problems.append(
-                Problem(label, lines.line(loc), f"plugins.{name}", f"plugin {name!r} is not installed", hint)
+                Problem(
+                    label,
+                    lines.line(loc),
+                    f"plugins.{name}",
+                    f"plugin {name!r} is not installed",
+                    hint,
+                )
             )
             continue
         model = models[name]
@@ -183,22 +192,29 @@ def apply_plugin_configs(
             if section:
                 problems.append(
                     Problem(
-                        label, lines.line(loc), f"plugins.{name}",
+                        label,
+                        lines.line(loc),
+                        f"plugins.{name}",
                         f"plugin {name!r} takes no configuration",
                         f"remove the plugins.{name} section",
                     )
                 )
             continue
         try:
-            configs[name] = model.model_validate(section if section is not None else {})
+            # Node names go in as context so a plugin can refuse a dangling node reference
+            # with the field's own path and line.
+            configs[name] = model.model_validate(
+                section if section is not None else {},
+                context={"nodes": frozenset(inventory.nodes)},
+            )
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, model, lines, label, prefix=loc))
     for name, model in models.items():
         if model is not None and name not in configs and name not in inventory.doc.plugins:
-            try:
+            # A model without defaults for everything needs a section; without one the
+            # plugin runs with no config (its collectors see None).
+            with contextlib.suppress(ValidationError):
                 configs[name] = model()
-            except ValidationError:
-                pass  # the plugin needs a section to work; it runs without a config
     if problems:
         raise InventoryError(problems)
     return inventory.model_copy(update={"plugin_configs": configs})

@@ -18,7 +18,7 @@ from console.inventory.problems import Loc, Problem, closest, did_you_mean, form
 from console.inventory.yamlio import LineMap
 
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "passphrase", "api_key", "apikey")
-SECRET_HINT = "use env:NAME or file:PATH"
+SECRET_HINT = "use env:NAME or file:PATH"  # noqa: S105 - a hint, not a secret
 
 _EXPECTED: dict[str, tuple[str, str]] = {
     "int": ("a whole number", "write a number such as 22, without quotes"),
@@ -55,8 +55,11 @@ def find_literal_secrets(data: Any, lines: LineMap, file: str, loc: Loc = ()) ->
                 if kind is not None and _is_literal(child):
                     found.append(
                         Problem(
-                            file, lines.line((*here, key)), format_loc((*here, key)),
-                            f"a literal {kind} is not allowed", SECRET_HINT,
+                            file,
+                            lines.line((*here, key)),
+                            format_loc((*here, key)),
+                            f"a literal {kind} is not allowed",
+                            SECRET_HINT,
                         )
                     )
                 else:
@@ -146,10 +149,14 @@ def _one(
         key = str(loc[-1]) if loc else "?"
         parent = model_at(root, loc[:-1])
         known = list(parent.model_fields) if parent is not None else []
-        return Problem(file, line, field, f"unknown key {key!r}", did_you_mean(key, known, "known keys"))
+        return Problem(
+            file, line, field, f"unknown key {key!r}", did_you_mean(key, known, "known keys")
+        )
     if kind == "missing":
         key = str(loc[-1]) if loc else "?"
-        return Problem(file, line, field, f"the required key {key!r} is missing", f"add '{key}:' here")
+        return Problem(
+            file, line, field, f"the required key {key!r} is missing", f"add '{key}:' here"
+        )
     if kind == "literal_error":
         expected = str((err.get("ctx") or {}).get("expected", ""))
         options = re.findall(r"'([^']*)'", expected)

@@ -109,7 +109,8 @@ def parse_yaml_text(text: str, name: str) -> tuple[Any, LineMap]:
         )
     lines = LineMap()
     try:
-        _check_size(root)
+        if "*" in text:  # without an alias nothing can expand (the common, large case)
+            _check_size(root)
         value = _build(root, (), 0, lines)
     except _Refused as exc:
         raise InventoryError(
@@ -132,7 +133,10 @@ def _syntax_problem(name: str, text: str, exc: yaml.MarkedYAMLError) -> Problem:
         indent = row[: len(row) - len(row.lstrip())]
         if "\t" in indent or "'\\t'" in what:
             return Problem(
-                name, i, "", "a tab is used for indentation",
+                name,
+                i,
+                "",
+                "a tab is used for indentation",
                 "YAML indents with spaces only; replace the tab with spaces",
             )
     where = f"line {line}, column {column}" if line is not None else "unknown place"
@@ -172,7 +176,9 @@ def _check_size(root: Node) -> None:
             continue
         if seen == 1:  # reached again while still inside it: it contains itself
             raise _Refused(
-                node, (), "an alias refers to a node that contains it (a loop)",
+                node,
+                (),
+                "an alias refers to a node that contains it (a loop)",
                 "point the alias at a node outside the one it is in",
             )
         state[key] = 1
@@ -181,7 +187,8 @@ def _check_size(root: Node) -> None:
     expanded, written = size[id(root)], len(size)
     if expanded > MAX_EXPANDED_NODES or expanded - written > MAX_ALIAS_GROWTH:
         raise _Refused(
-            None, (),
+            None,
+            (),
             f"aliases would expand the document to {expanded:,}+ values ({written:,} written)",
             "this looks like an alias bomb; write the values out or use fewer aliases",
         )
@@ -220,7 +227,9 @@ def _mapping(node: MappingNode, loc: Loc, depth: int, lines: LineMap) -> dict[An
             for src in sources:
                 if not isinstance(src, MappingNode):
                     raise _Refused(
-                        src, loc, "'<<' must merge a mapping (or a list of them)",
+                        src,
+                        loc,
+                        "'<<' must merge a mapping (or a list of them)",
                         "write <<: *anchor where the anchor is on a mapping",
                     )
                 for k, v in _build(src, loc, depth + 1, lines).items():
@@ -228,22 +237,26 @@ def _mapping(node: MappingNode, loc: Loc, depth: int, lines: LineMap) -> dict[An
             continue
         if not isinstance(key_node, ScalarNode):
             raise _Refused(
-                key_node, loc, "a key must be a plain word, not a list or mapping",
+                key_node,
+                loc,
+                "a key must be a plain word, not a list or mapping",
                 "check the indentation of this line",
             )
         key = _scalar(key_node, loc)
         if not isinstance(key, str | int | float | bool) and key is not None:
             raise _Refused(key_node, loc, "a key must be a plain word", "quote the key")
         line = key_node.start_mark.line + 1
+        part: str | int = key if isinstance(key, str | int) else str(key)
         if key in key_lines:
             raise _Refused(
-                key_node, (*loc, key),
+                key_node,
+                (*loc, part),
                 f"the key {key!r} appears twice (lines {key_lines[key]} and {line})",
                 "remove one of them: YAML would silently keep only the last",
             )
         key_lines[key] = line
-        lines.lines[(*loc, key)] = line
-        out[key] = _build(value_node, (*loc, key), depth + 1, lines)
+        lines.lines[(*loc, part)] = line
+        out[key] = _build(value_node, (*loc, part), depth + 1, lines)
     for k, v in merged.items():
         out.setdefault(k, v)
     return out
@@ -251,7 +264,9 @@ def _mapping(node: MappingNode, loc: Loc, depth: int, lines: LineMap) -> dict[An
 
 def _bad_tag(node: Node, loc: Loc) -> _Refused:
     return _Refused(
-        node, loc, f"the tag {node.tag.replace(_TAG, '!!')!r} is not allowed",
+        node,
+        loc,
+        f"the tag {node.tag.replace(_TAG, '!!')!r} is not allowed",
         "only plain values are accepted: remove the tag",
     )
 

@@ -202,3 +202,16 @@ async def test_hang_up_records_the_disconnect_lets_running_actions_finish_and_re
     assert phases.index("intent") < phases.index("disconnect") < phases.index("result")
     disconnect_id = rows[phases.index("disconnect")]["id"]
     assert not [r for r in rows if r["phase"] == "intent" and r["id"] > disconnect_id]
+
+
+async def test_layout_keys_switch_layouts(demo_session: Session) -> None:
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.layout_view is not None and app.layout_view.id == "layout-overview"
+        await pilot.press("6")
+        await pilot.pause()
+        assert app.layout_view.id == "layout-oncall"
+        await pilot.press("o")
+        await pilot.pause()
+        assert app.layout_view.id == "layout-overview"

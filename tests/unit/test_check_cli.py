@@ -50,14 +50,19 @@ def test_demo_inventory_and_all_layouts_are_ok(capsys: pytest.CaptureFixture[str
 def test_example_site_with_one_layout(capsys: pytest.CaptureFixture[str]) -> None:
     args = parse(str(REPO / "inventory" / "example-site.yaml"), "--layout", "overview")
     assert run(args, [real_services()]) == 0
-    assert capsys.readouterr().out.strip() == "OK: ai-dc1: 54 nodes in 9 racks, 2 clusters; layouts overview"
+    assert (
+        capsys.readouterr().out.strip()
+        == "OK: ai-dc1: 54 nodes in 9 racks, 2 clusters; layouts overview"
+    )
 
 
 def test_bad_inventory_prints_each_problem_and_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("site: {name: x}\nnodes:\n  - {nodes: 'a[1-', role: cpu}\n  - {nodes: b1, role: cpx}\n")
+    path.write_text(
+        "site: {name: x}\nnodes:\n  - {nodes: 'a[1-', role: cpu}\n  - {nodes: b1, role: cpx}\n"
+    )
     assert run(parse(str(path), "--layout", "overview"), [SERVICES]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""

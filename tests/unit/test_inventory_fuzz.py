@@ -49,10 +49,19 @@ STRUCT = st.recursive(
     max_leaves=20,
 )
 PATHS = [
-    ("site",), ("site", "name"), ("rooms", 0, "racks", 0, "units"), ("nodes", 0, "nodes"),
-    ("nodes", 0, "u_start"), ("nodes", 0, "bmc"), ("nodes", 0, "bmc", "password"),
-    ("clusters", "slurm", "s", "controller"), ("ssh", "port"), ("nodes", 0), ("plugins",),
-    ("nodes", 0, "role"), ("thresholds", "services.latency_ms"),
+    ("site",),
+    ("site", "name"),
+    ("rooms", 0, "racks", 0, "units"),
+    ("nodes", 0, "nodes"),
+    ("nodes", 0, "u_start"),
+    ("nodes", 0, "bmc"),
+    ("nodes", 0, "bmc", "password"),
+    ("clusters", "slurm", "s", "controller"),
+    ("ssh", "port"),
+    ("nodes", 0),
+    ("plugins",),
+    ("nodes", 0, "role"),
+    ("thresholds", "services.latency_ms"),
 ]
 
 

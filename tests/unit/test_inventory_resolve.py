@@ -95,7 +95,9 @@ def test_crlf_and_bom_load_with_the_right_lines(tmp_path: Path) -> None:
     path = tmp_path / "site.yaml"
     path.write_bytes(b"\xef\xbb\xbf" + SITE.replace("\n", "\r\n").encode())
     assert len(load_inventory(path).nodes) == 4
-    path.write_bytes(b"\xef\xbb\xbf" + SITE.replace("role: cpu", "role: cpx").replace("\n", "\r\n").encode())
+    path.write_bytes(
+        b"\xef\xbb\xbf" + SITE.replace("role: cpu", "role: cpx").replace("\n", "\r\n").encode()
+    )
     with pytest.raises(InventoryError) as info:
         load_inventory(path)
     assert f"{path}:19: nodes[1].role:" in str(info.value)
@@ -122,8 +124,16 @@ def test_the_shipped_inventories_load() -> None:
     example = load_inventory(REPO / "inventory" / "example-site.yaml")
     assert not example.demo
     roles = [n.role for n in example.nodes.values()]
-    assert (roles.count("gpu-train"), roles.count("gpu-infer"), roles.count("cpu"), roles.count("storage")) == (
-        16, 4, 32, 2,
+    assert (
+        roles.count("gpu-train"),
+        roles.count("gpu-infer"),
+        roles.count("cpu"),
+        roles.count("storage"),
+    ) == (
+        16,
+        4,
+        32,
+        2,
     )
     gpu = example.nodes["gpu007"]
     assert gpu.hardware.gpu_count == 8 and gpu.bmc is not None and gpu.bmc.address == "10.10.101.7"
@@ -136,7 +146,10 @@ def test_a_thousand_nodes_load_fast(tmp_path: Path) -> None:
         f" ssh: {{host: '10.0.{r}.{{num}}'}}, bmc: {{address: 'b-{{name}}', password: env:P}}}}"
         for r in range(125)
     )
-    path = write(tmp_path, f"site: {{name: big}}\nrooms:\n  - name: h\n    racks:\n{racks}\nnodes:\n{groups}\n")
+    path = write(
+        tmp_path,
+        f"site: {{name: big}}\nrooms:\n  - name: h\n    racks:\n{racks}\nnodes:\n{groups}\n",
+    )
     started = time.perf_counter()
     inv = load_inventory(path)
     elapsed = time.perf_counter() - started
@@ -155,7 +168,9 @@ class _Needs(BaseModel):
 
 def test_plugin_configs_are_validated_and_defaulted(tmp_path: Path) -> None:
     inv = load_inventory(write(tmp_path, SITE + "plugins:\n  services: {interval: 5}\n"))
-    out = apply_plugin_configs(inv, {"services": _Services, "other": _Services, "needs": _Needs, "bare": None})
+    out = apply_plugin_configs(
+        inv, {"services": _Services, "other": _Services, "needs": _Needs, "bare": None}
+    )
     assert out.plugin_configs["services"] == _Services(interval=5)
     assert out.plugin_configs["other"] == _Services()
     assert "needs" not in out.plugin_configs and "bare" not in out.plugin_configs

@@ -42,7 +42,9 @@ def test_a_good_layout_loads_by_name(tmp_path: Path) -> None:
     layout = load_layout("mine", [tmp_path])
     assert layout.name == "mine" and layout.key == "t"
     assert layout.rows[0].height == 8 and layout.rows[1].height == "1fr"
-    assert layout.rows[0].panes[0].width == "2fr" and layout.rows[0].panes[1].options == {"compact": True}
+    assert layout.rows[0].panes[0].width == "2fr" and layout.rows[0].panes[1].options == {
+        "compact": True
+    }
     assert layout.pane_ids() == ["core.alerts", "services.status", "core.nodes"]
     assert check_layout(layout, KNOWN) == []
 
@@ -53,11 +55,18 @@ def test_a_layout_loads_by_path(tmp_path: Path) -> None:
 
 
 def test_unknown_key_names_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "mine", GOOD.replace("      - id: core.nodes", "      - id: core.nodes\n        widht: 1fr"))
+    path = write(
+        tmp_path,
+        "mine",
+        GOOD.replace("      - id: core.nodes", "      - id: core.nodes\n        widht: 1fr"),
+    )
     with pytest.raises(LayoutError) as info:
         load_layout(path)
     text = str(info.value)
-    assert f"{path}:10: rows[1].panes[0].widht: unknown key 'widht' (hint: did you mean 'width'?)" in text
+    assert (
+        f"{path}:10: rows[1].panes[0].widht: unknown key 'widht' (hint: did you mean 'width'?)"
+        in text
+    )
 
 
 def test_bad_size_is_explained(tmp_path: Path) -> None:
@@ -70,7 +79,8 @@ def test_unknown_pane_id_is_reported_with_line_and_suggestion(tmp_path: Path) ->
     path = write(tmp_path, "mine", GOOD.replace("id: core.nodes", "id: core.node"))
     problems = check_layout(load_layout(path), KNOWN)
     assert [str(p) for p in problems] == [
-        f"{path}:9: rows[1].panes[0].id: unknown pane 'core.node' (hint: did you mean 'core.nodes'?)"
+        f"{path}:9: rows[1].panes[0].id: unknown pane 'core.node' "
+        "(hint: did you mean 'core.nodes'?)"
     ]
 
 
@@ -82,7 +92,9 @@ def test_name_must_match_the_file(tmp_path: Path) -> None:
 
 def test_missing_layout_lists_the_available_ones(tmp_path: Path) -> None:
     write(tmp_path, "overview", GOOD)
-    with pytest.raises(LayoutError, match=r"no layout named 'overveiw' \(hint: did you mean 'overview'\?\)"):
+    with pytest.raises(
+        LayoutError, match=r"no layout named 'overveiw' \(hint: did you mean 'overview'\?\)"
+    ):
         load_layout("overveiw", [tmp_path])
 
 
