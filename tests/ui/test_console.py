@@ -215,3 +215,56 @@ async def test_layout_keys_switch_layouts(demo_session: Session) -> None:
         await pilot.press("o")
         await pilot.pause()
         assert app.layout_view.id == "layout-overview"
+
+
+async def test_audit_screen_searches_the_log(demo_session: Session) -> None:
+    from console.screens.lists import AuditScreen
+
+    runner = demo_session.runner
+    assert runner is not None
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        spec, target = restart_entry(app, "minio-stor01")
+        plan = await runner.plan(spec, [target], {})  # type: ignore[arg-type]
+        await runner.execute(plan, plan.confirm_text)
+        await pilot.press("l")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, AuditScreen)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        shown = [row.cells[2] for row in screen.table.rows]
+        assert {"startup", "intent", "result"} <= set(shown)
+        await pilot.press("slash", *"restart", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        matching = screen.table.rows
+        assert matching and all(row.cells[4] == "services.restart" for row in matching)
+
+
+async def test_an_intent_without_result_from_an_earlier_console_is_listed_as_outcome_unknown(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from console.audit import AuditLog
+    from tests.ui.conftest import make_session
+
+    db = tmp_path / "audit" / "audit.db"
+    db.parent.mkdir(mode=0o700)
+    crashed = AuditLog(db)
+    crashed.append(
+        "intent", action="services.restart", targets=["minio-stor01"], action_uid="lost-1"
+    )
+    crashed.close()  # the console died here: no result was ever written
+    assert os.path.exists(db)
+    session = await make_session(tmp_path)
+    try:
+        assert [p.action_uid for p in session.pending] == ["lost-1"]
+        session.refresh_alerts()
+        messages = [a.finding.message for a in session.store.alerts()]
+        assert any(m.startswith("outcome unknown: services.restart") for m in messages)
+        assert any("no recorded result" in n for n in session.notices)
+    finally:
+        await session.stop()
