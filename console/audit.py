@@ -326,7 +326,7 @@ class AuditLog(QueryMixin, LeaseMixin):
         Raises:
             AuditWriteError: the row is not committed; ``.event`` holds it.
         """
-        event = self._event(
+        event = self._writable_event(
             phase,
             action,
             targets,
@@ -338,14 +338,18 @@ class AuditLog(QueryMixin, LeaseMixin):
             secret_fields,
             operator,
         )
-        if self.readonly:
-            raise AuditWriteError(f"audit log {self.path} is open read-only", event)
         try:
             return self._call(self._insert, event)
+        except AuditWriteError:
+            raise
         except AuditError as exc:
-            if isinstance(exc, AuditWriteError):
-                raise
             raise AuditWriteError(str(exc), event) from exc
+
+    def _writable_event(self, phase: str, *args: Any) -> dict[str, Any]:
+        event = self._event(phase, *args)
+        if self.readonly:
+            raise AuditWriteError(f"audit log {self.path} is open read-only", event)
+        return event
 
     async def append_async(
         self,
@@ -362,7 +366,7 @@ class AuditLog(QueryMixin, LeaseMixin):
         operator: Operator | None = None,
     ) -> AuditEvent:
         """``append`` for the event loop: the commit happens on the audit thread."""
-        event = self._event(
+        event = self._writable_event(
             phase,
             action,
             targets,
@@ -374,13 +378,11 @@ class AuditLog(QueryMixin, LeaseMixin):
             secret_fields,
             operator,
         )
-        if self.readonly:
-            raise AuditWriteError(f"audit log {self.path} is open read-only", event)
         try:
             return await self._acall(self._insert, event)
+        except AuditWriteError:
+            raise
         except AuditError as exc:
-            if isinstance(exc, AuditWriteError):
-                raise
             raise AuditWriteError(str(exc), event) from exc
 
     def write_fallback(self, event: Mapping[str, Any]) -> None:
