@@ -16,6 +16,7 @@ from textual.widgets import Footer, Static
 from console.inventory.model import Node
 from console.plugin import CardLine, Plugin, Severity
 from console.sanitize import clean
+from console.sparkline import sparkline
 from console.store import StoreView
 from console.widgets.core_panes import GLYPH
 from console.widgets.pane import format_age
@@ -118,7 +119,8 @@ def render_card(
         for metric in sorted(readings):
             r = readings[metric]
             value = "unknown" if r.value is None else str(r.value)
-            out.append(f"   {metric} = {clean(value)} {clean(r.detail)}\n")
+            trend = sparkline(store.history(node.name, metric), 12)
+            out.append(f"   {metric} = {clean(value)} {trend} {clean(r.detail)}\n")
     return out
 
 

@@ -10,6 +10,7 @@ import time
 
 from textual.app import ComposeResult
 
+from console.sparkline import sparkline
 from console.store import STALE_AFTER_INTERVALS
 from console.widgets.line_table import Column, LineTable, Row
 from console.widgets.pane import Pane, format_age
@@ -35,6 +36,7 @@ class ServicesPane(Pane):
             Column("service", 14),
             Column("state", 8),
             Column("latency", 7, "right"),
+            Column("trend", 8),
             Column("node", 7),
             Column("unit", 18),
             Column("age", 4, "right"),
@@ -70,6 +72,7 @@ class ServicesPane(Pane):
                     st.name,
                     st.state,
                     _latency(st),
+                    sparkline(self.ctx.store.history(f"svc:{st.name}", "services.latency_ms")),
                     st.node or "—",
                     st.unit or "—",
                     format_age(age) if stale else "",

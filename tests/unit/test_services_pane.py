@@ -86,7 +86,7 @@ async def test_rows_are_worst_first_with_a_glyph_and_the_state_in_words():
             ("?", "unknown"),
             ("●", "ok"),
         ]
-        assert rows[0].cells[5] == "failed (exit-code)"
+        assert rows[0].cells[6] == "failed (exit-code)"
         assert rows[1].cells[3] == "1500ms" and rows[3].cells[3] == "3ms"
         assert rows[0].node == "cpu02"
 
@@ -106,8 +106,8 @@ async def test_a_stale_service_shows_the_age_of_its_last_reading():
     put(store, "ray", "cpu01", ts=NOW - 5, state="ok", latency_ms=3.0)
     async with PaneApp(context(store)).run_test(size=(100, 20)) as pilot:
         rows = {r.key: r for r in pilot.app.query_one(ServicesPane).table.rows}
-        assert rows["grafana"].cells[6] == "10m"
-        assert rows["ray"].cells[6] == ""
+        assert rows["grafana"].cells[7] == "10m"
+        assert rows["ray"].cells[7] == ""
 
 
 async def test_the_compact_option_keeps_glyph_service_state_and_latency():
