@@ -27,6 +27,7 @@ from console.screens.help import HelpScreen
 from console.widgets.header import StatusHeader
 
 if TYPE_CHECKING:  # pragma: no cover
+    from console.action_plan import Plan
     from console.options import LaunchOptions
     from console.plugin import ActionSpec, PaneSpec, Target
     from console.session import Session
@@ -350,10 +351,8 @@ class DcConsoleApp(App[int]):
         if session is None or session.runner is None:
             return
         runner = session.runner
-        try:
-            plan = await runner.plan(spec, [target], {})
-        except ActionRefused as exc:
-            self.notify(str(exc), severity="error", title="refused", timeout=10)
+        plan = await self._plan_with_inputs(spec, target)
+        if plan is None:
             return
         previews = plan.previews
         request = ConfirmRequest(
@@ -378,6 +377,35 @@ class DcConsoleApp(App[int]):
             detail = getattr(result, "detail", "")
             self.notify(f"{result.target}: {outcome} {detail}", title=spec.label,
                         severity="information" if outcome == "ok" else "error", timeout=10)
+
+    async def _plan_with_inputs(self, spec: ActionSpec, target: Target) -> Plan | None:
+        """Ask for the action's inputs (if it has any) until the runner accepts them."""
+        from console.actions import ActionInputError, ActionRefused
+        from console.screens.inputs import InputsScreen
+
+        assert self.session is not None and self.session.runner is not None
+        values: dict[str, Any] = {}
+        error = ""
+        while True:
+            if spec.inputs.model_fields:
+                title = f"{spec.label}: {target.name}"
+                entered = await self.push_screen_wait(
+                    InputsScreen(title, spec.inputs, values, error)
+                )
+                if entered is None:
+                    self.notify("cancelled: nothing was done", title=spec.label)
+                    return None
+                values = entered
+            try:
+                return await self.session.runner.plan(spec, [target], values)
+            except ActionInputError as exc:
+                error = str(exc)  # the form shows it and stays open
+                if not spec.inputs.model_fields:
+                    self.notify(error, severity="error", title="refused", timeout=10)
+                    return None
+            except ActionRefused as exc:
+                self.notify(str(exc), severity="error", title="refused", timeout=10)
+                return None
 
     # ------------------------------------------------------------------ quit
 
