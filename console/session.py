@@ -8,11 +8,13 @@ without a lab, and drive it without Textual.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from console.health import evaluate
 from console.inventory.model import Inventory
@@ -51,6 +53,8 @@ class Session:
     """Actions found with an intent and no result when this console started."""
     notices: list[str] = field(default_factory=list)
     """Things to tell the operator once the screen is up."""
+    console_lock: TextIO | None = None
+    """Held while this console runs; None when another console holds it (a warning)."""
 
     @property
     def plugins(self) -> Sequence[Plugin]:
@@ -90,6 +94,29 @@ class Session:
             await self.lab.stop()
         if self.audit is not None:
             self.audit.close()
+        if self.console_lock is not None:
+            self.console_lock.close()
+            self.console_lock = None
+
+
+def hold_console_lock(audit_path: Path) -> TextIO | None:
+    """Take ``<audit db>.lock`` (flock, released by the OS if we die); None if held elsewhere.
+
+    Two consoles may share an audit log (leases keep them off the same target),
+    but an operator should know (RELIABILITY.md F10).
+    """
+    path = audit_path.with_name(audit_path.name + ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    handle = os.fdopen(fd, "r+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] = ()) -> Session:
@@ -136,6 +163,7 @@ async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] 
         else audit_path.with_name(audit_path.name + ".anchor")
     )
     audit = await asyncio.to_thread(AuditLog, audit_path, anchor_path=anchor, anchor_every=20)
+    console_lock = hold_console_lock(audit_path)
     operator = Operator.current()
     roles_path = options.roles
     if roles_path is None and inventory.doc.roles_file:
@@ -160,7 +188,13 @@ async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] 
         audit=audit,
         runner=runner,
         lab=lab,
+        console_lock=console_lock,
     )
+    if console_lock is None:
+        session.notices.append(
+            f"another console is using the audit log {audit_path}: its actions and yours "
+            "are both recorded, and a target is never acted on by two consoles at once"
+        )
     session.pending = list(await runner.reconcile_on_start())
     if session.pending:
         session.notices.append(

@@ -268,3 +268,46 @@ async def test_an_intent_without_result_from_an_earlier_console_is_listed_as_out
         assert any("no recorded result" in n for n in session.notices)
     finally:
         await session.stop()
+
+
+async def test_a_second_console_on_the_same_audit_log_is_warned(
+    demo_session: Session, tmp_path: Path
+) -> None:
+    from console.options import LaunchOptions
+    from console.session import start_session
+
+    options = LaunchOptions(
+        audit_db=demo_session.options.audit_db, lab_state_dir=tmp_path / "lab2",
+        scenario=None, poll=False,
+    )
+    second = await start_session(options)
+    try:
+        assert second.console_lock is None
+        assert any("another console is using the audit log" in n for n in second.notices)
+    finally:
+        await second.stop()
+    assert demo_session.console_lock is not None
+
+
+async def test_resize_storm_with_a_confirmation_open_raises_nothing(
+    demo_session: Session,
+) -> None:
+    import random
+
+    rng = random.Random(7)
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        spec, target = restart_entry(app, "minio-stor01")
+        app.start_action(spec, target)  # type: ignore[arg-type]
+        await pilot.pause(0.3)
+        screen = app.screen
+        assert isinstance(screen, ConfirmScreen)
+        screen.query_one("#typed", Input).value = screen.request.confirm_text or ""
+        for _ in range(40):
+            width, height = rng.randint(20, 200), rng.randint(5, 60)
+            await pilot.resize_terminal(width, height)
+            await pilot.pause()
+            too_small = width < 80 or height < 24
+            assert screen.query_one("#confirm", Button).disabled == too_small
+        await pilot.press("escape")
