@@ -326,6 +326,11 @@ class LabEmulation(Protocol):
     ``start`` is given the lab (see ``console.lab.Lab``) and may open HTTP
     servers on loopback through it; ``command`` answers shell commands on a
     simulated host; ``tick`` advances the subsystem's own dynamics.
+
+    Optional: ``rewrite_inventory(data: dict) -> dict`` receives the whole
+    effective inventory document (as plain data, after ``rewrite_config``) and
+    returns it with what else the emulation serves pointed at the lab: BMC
+    addresses and ports on the node groups, a cluster's API endpoint.
     """
 
     async def start(self, lab: Any) -> None: ...

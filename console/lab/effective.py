@@ -81,13 +81,24 @@ def effective_inventory(
             "ssh": lab_ssh(bind, 22, default_user, state_dir),
         }
     )
+    source = state_dir / "inventory.yaml"
+    hooks = [e for e in emulations.values() if hasattr(e, "rewrite_inventory")]
+    if hooks:
+        # Emulations that serve more than their plugin section (BMC addresses on the
+        # nodes, a cluster's API endpoint) rewrite the whole document; it is then
+        # resolved again so nodes, clusters and sections agree.
+        data = doc.model_dump(mode="json", exclude_none=True)
+        for emu in hooks:
+            data = emu.rewrite_inventory(data)
+        resolved = resolve_doc(InventoryDoc.model_validate(data), source)
+        doc, nodes, sections = resolved.doc, resolved.nodes, dict(resolved.doc.plugins)
     configs: dict[str, Any] = {}
     for plugin in plugins:
         if plugin.config_model is not None and plugin.name in sections:
-            configs[plugin.name] = plugin.config_model.model_validate(sections[plugin.name])
-    return Inventory(
-        source=state_dir / "inventory.yaml", doc=doc, nodes=nodes, plugin_configs=configs
-    )
+            configs[plugin.name] = plugin.config_model.model_validate(
+                sections[plugin.name], context={"nodes": frozenset(nodes)}
+            )
+    return Inventory(source=source, doc=doc, nodes=nodes, plugin_configs=configs)
 
 
 def dump_inventory(inv: Inventory, path: Path) -> None:
