@@ -44,6 +44,7 @@ from console.audit import AuditLog, AuditWriteError, PendingAction
 from console.identity import Operator
 from console.plugin import ActionInputs, ActionSpec, Outcome, Preview, Role, Target
 from console.redact import redact_text, secret_values
+from console.transports import CommandTimeout, HostUnreachable
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.inventory.model import Inventory
@@ -393,13 +394,16 @@ class ActionRunner:
         try:
             async with asyncio.timeout(spec.timeout):
                 result: Outcome = await spec.execute(ctx, target, plan.inputs)
-        except TimeoutError:
-            return (
-                "unknown",
-                f"no answer within {spec.timeout:g}s: outcome unknown, verify {target.name}",
-                "",
-                elapsed(),
+        except (TimeoutError, CommandTimeout, HostUnreachable) as exc:
+            # The command may or may not have taken effect (RELIABILITY.md F1, F3): never
+            # "failed", and never retried; read the state back to tell the operator more.
+            why = (
+                f"no answer within {spec.timeout:g}s"
+                if isinstance(exc, TimeoutError)
+                else f"{type(exc).__name__}: {exc}"
             )
+            outcome, detail = await self._read_back(ctx, plan, target, why)
+            return outcome, detail, "", elapsed()
         except Exception as exc:
             log.warning("%s on %s raised", spec.id, target.name, exc_info=True)
             return "failed", f"{type(exc).__name__}: {exc}", "", elapsed()
@@ -422,6 +426,24 @@ class ActionRunner:
             detail = f"verification failed: {checked.detail or 'not in the expected state'}"
             return "failed", detail, result.output, elapsed()
         return "ok", checked.detail or result.detail, result.output, elapsed()
+
+    async def _read_back(
+        self, ctx: _Context, plan: Plan, target: Target, why: str
+    ) -> tuple[OutcomeName, str]:
+        """After an unacknowledged command, verify once: "ok" only if the wanted state shows."""
+        spec = plan.spec
+        unacknowledged = Outcome(False, f"not acknowledged: {why}")
+        try:
+            async with asyncio.timeout(spec.timeout):
+                checked = await spec.verify(ctx, target, plan.inputs, unacknowledged)
+        except Exception as exc:  # the read-back is best effort: the outcome stays unknown
+            return (
+                "unknown",
+                f"{why}; read-back failed ({type(exc).__name__}: {exc}): verify {target.name}",
+            )
+        if checked.ok:
+            return "ok", f"{why}, but the read-back shows it done: {checked.detail}"
+        return "unknown", f"{why}; read-back: {checked.detail or 'not in the wanted state'}"
 
     async def _record(
         self,

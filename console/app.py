@@ -334,7 +334,12 @@ class DcConsoleApp(App[int]):
             config = self.session.inventory.plugin_configs.get(plugin.name)
             for spec in plugin.actions:
                 try:
-                    targets = spec.targets(self.session.inventory, config)
+                    if spec.live_targets is not None:
+                        targets = spec.live_targets(
+                            self.session.store, self.session.inventory, config
+                        )
+                    else:
+                        targets = spec.targets(self.session.inventory, config)
                 except Exception:
                     log.exception("targets of %s failed", spec.id)
                     continue

@@ -19,10 +19,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 from console.inventory.problems import InventoryError, Problem, did_you_mean, format_loc
 from console.inventory.validate import problems_from_validation
 from console.inventory.yamlio import LineMap, read_yaml_file
+from console.registry import CORE_PANES
 
 LAYOUTS_ENV = "DCC_LAYOUTS_DIR"
 DEFAULT_LAYOUTS_DIR = Path(__file__).resolve().parent.parent / "layouts"
-CORE_PANE_IDS = ("core.alerts", "core.nodes", "core.collectors")
+CORE_PANE_IDS = tuple(pane.id for pane in CORE_PANES)
 _SIZE = re.compile(r"^(\d+(\.\d+)?fr|\d+%|auto)$")
 
 

@@ -211,6 +211,8 @@ PreviewFn = Callable[[ActionContext, Target, Any], Awaitable[Preview]]
 RunFn = Callable[[ActionContext, Target, Any], Awaitable[Outcome]]
 VerifyFn = Callable[[ActionContext, Target, Any, Outcome], Awaitable[Outcome]]
 ActionTargetsFn = Callable[["Inventory", Any], Sequence[Target]]
+LiveTargetsFn = Callable[["StoreView", "Inventory", Any], Sequence[Target]]
+"""Targets known only from what was collected (jobs, pods), read from the Store."""
 
 
 class Role(enum.IntEnum):
@@ -242,6 +244,8 @@ class ActionSpec:
     """Input field names whose values are redacted in the audit log."""
     timeout: float = 120.0
     description: str = ""
+    live_targets: LiveTargetsFn | None = None
+    """When set, the palette lists these (read from the Store) instead of ``targets``."""
 
 
 # --------------------------------------------------------------------------- checks

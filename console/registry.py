@@ -29,6 +29,11 @@ CORE_PANES: tuple[PaneSpec, ...] = (
     PaneSpec("core.alerts", "Alerts", "console.widgets.core_panes:AlertsPane"),
     PaneSpec("core.nodes", "Nodes", "console.widgets.core_panes:NodesPane"),
     PaneSpec("core.collectors", "Collectors", "console.widgets.core_panes:CollectorsPane"),
+    PaneSpec(
+        "core.out_of_service",
+        "Nodes out of service",
+        "console.widgets.out_of_service:OutOfServicePane",
+    ),
 )
 """Panes of the core itself; they read alerts, statuses and the inventory only."""
 

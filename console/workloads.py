@@ -13,6 +13,10 @@ these metric *suffixes* (the prefix is the plugin's name):
 - ``<plugin>.drained`` (bool): True when that scheduler places no new work on
   the node *and* nothing of it runs there (what a GPU reset or a power cycle
   needs).
+- ``<plugin>.reason`` (str): why the node is out of service there (a drain
+  reason, a taint or condition), ``""`` when it is in service.
+- ``<plugin>.reason_by`` (str): who set that reason (a user name), when known.
+- ``<plugin>.reason_since`` (float): when it was set, epoch seconds, when known.
 
 Other plugins read them through the functions below (for previews such as
 "power cycle gpu007: job 81723 runs there", and for preconditions such as
@@ -23,11 +27,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from console.plugin import Reading
 from console.store import StoreView
 
 ALLOCATION = ".allocation"
 WORKLOADS = ".workloads"
 DRAINED = ".drained"
+REASON = ".reason"
+REASON_BY = ".reason_by"
+REASON_SINCE = ".reason_since"
+
+OUT_OF_SERVICE = frozenset({"drain", "drained", "cordoned", "down", "not-ready"})
+"""Allocations that mean the scheduler places no new work on the node."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +98,59 @@ def drained_everywhere(store: StoreView, node: str) -> tuple[bool, str]:
             state = view.allocation or "not drained"
             return False, f"{view.scheduler}: {node} is {state}, not drained"
     return True, ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceReason:
+    """Why one scheduler keeps a node out of service, as it published it."""
+
+    node: str
+    scheduler: str
+    allocation: str | None
+    reason: str | None
+    """``None`` when not published (unknown); ``""`` when the scheduler gave none."""
+    by: str | None
+    since: float | None
+    """Epoch seconds."""
+
+
+def _text(readings: dict[str, Reading], metric: str) -> str | None:
+    r = readings.get(metric)
+    return r.value if r is not None and isinstance(r.value, str) else None
+
+
+def service_reason(store: StoreView, node: str, scheduler: str) -> ServiceReason:
+    """One scheduler's allocation and reason (who, since when) for ``node``."""
+    readings = store.readings_for(node)
+    since = readings.get(scheduler + REASON_SINCE)
+    since_value = since.value if since is not None else None
+    return ServiceReason(
+        node,
+        scheduler,
+        _text(readings, scheduler + ALLOCATION),
+        _text(readings, scheduler + REASON),
+        _text(readings, scheduler + REASON_BY) or None,
+        float(since_value)
+        if isinstance(since_value, int | float) and not isinstance(since_value, bool)
+        else None,
+    )
+
+
+def out_of_service(store: StoreView) -> list[ServiceReason]:
+    """Every (node, scheduler) whose allocation is out of service, oldest reason first.
+
+    Any scheduler plugin that follows the conventions above shows up; unknown
+    times sort last.
+    """
+    found: list[ServiceReason] = []
+    for target in store.targets_with_prefix(""):
+        readings = store.readings_for(target)
+        for metric, reading in readings.items():
+            if (
+                metric.endswith(ALLOCATION)
+                and isinstance(reading.value, str)
+                and reading.value in OUT_OF_SERVICE
+            ):
+                found.append(service_reason(store, target, metric[: -len(ALLOCATION)]))
+    found.sort(key=lambda s: (s.since is None, s.since or 0.0, s.node, s.scheduler))
+    return found

@@ -1,10 +1,14 @@
 #!/bin/sh
-# Installs the Debian packages the tests' real peers need (OpenSSH's sshd and ssh).
+# Installs the Debian packages the tests' real peers need. Each peer lists its
+# packages in scripts/peers/<peer>.packages (one per line, # comments), so a
+# plugin adds its peer without touching this script.
 # Idempotent: installs only what is missing, runs `apt-get update` at most once.
 # As root it installs; as another user it prints what is missing and exits 0.
 set -eu
 
-PACKAGES="openssh-server openssh-client"
+HERE=$(cd "$(dirname "$0")" && pwd)
+PACKAGES=$(cat "$HERE"/peers/*.packages | sed 's/#.*//' | tr -s ' \n' ' ')
+PACKAGES=$(echo $PACKAGES)
 
 missing=""
 for pkg in $PACKAGES; do

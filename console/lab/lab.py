@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -103,15 +104,20 @@ class Lab:
         dump_inventory(self.inventory, path)
         return path
 
-    async def serve_http(self, app: web.Application) -> tuple[str, int]:
-        """Serve an emulation's aiohttp app on loopback, ephemeral port; closed at stop."""
+    async def serve_http(
+        self, app: web.Application, ssl_context: ssl.SSLContext | None = None
+    ) -> tuple[str, int]:
+        """Serve an emulation's aiohttp app on loopback, ephemeral port; closed at stop.
+
+        With ``ssl_context`` it serves HTTPS (a BMC's self-signed certificate).
+        """
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.bind, 0))
         port = int(sock.getsockname()[1])
-        await web.SockSite(runner, sock).start()
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         self._runners.append(runner)
         return self.bind, port
 

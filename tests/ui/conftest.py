@@ -30,6 +30,7 @@ async def make_session(tmp_path: Path, *, read_only: bool = False) -> Session:
         scenario=None,
         lab_state_dir=tmp_path / "lab",
         poll=False,
+        layout="oncall",  # the node list, alerts and services together
     )
     session = await start_session(options)
     assert session.poller is not None

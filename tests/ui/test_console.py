@@ -208,7 +208,10 @@ async def test_layout_keys_switch_layouts(demo_session: Session) -> None:
     app = DcConsoleApp(demo_session.options, session=demo_session)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert app.layout_view is not None and app.layout_view.id == "layout-overview"
+        assert app.layout_view is not None and app.layout_view.id == "layout-oncall"
+        await pilot.press("1")
+        await pilot.pause()
+        assert app.layout_view.id == "layout-overview"
         await pilot.press("6")
         await pilot.pause()
         assert app.layout_view.id == "layout-oncall"
@@ -311,3 +314,14 @@ async def test_resize_storm_with_a_confirmation_open_raises_nothing(
             too_small = width < 80 or height < 24
             assert screen.query_one("#confirm", Button).disabled == too_small
         await pilot.press("escape")
+
+
+async def test_palette_offers_job_actions_for_the_jobs_last_collected(
+    demo_session: Session,
+) -> None:
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        jobs = [t for spec, t in app.action_entries() if spec.id == "slurm.cancel_job"]
+        assert jobs, "the demo's Slurm lab runs jobs; the palette must offer them"
+        assert all(t.kind == "job" and t.name.startswith("train:") for t in jobs)

@@ -261,11 +261,28 @@ async def test_a_timeout_is_outcome_unknown_never_failed(audit: AuditLog, db_pat
 
     probe = Probe()
     runner = make_runner(audit)
+    spec = make_spec(probe, timeout=0.2, behaviour=hang, verify_ok=False)
+    plan = await runner.plan(spec, [node("gpu001")], {})
+    [result] = await runner.execute(plan, None)
+    assert result.outcome == "unknown" and "no answer within 0.2s" in result.detail
+    assert "read-back" in result.detail
+    assert rows(db_path, "result")[0]["outcome"] == "unknown"
+    assert probe.verified == ["gpu001"]  # the state was read back once, never re-run
+
+
+async def test_an_unacknowledged_command_whose_read_back_shows_it_done_is_ok(
+    audit: AuditLog, db_path: Path
+) -> None:
+    async def hang(target: Target) -> Outcome:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    probe = Probe()
+    runner = make_runner(audit)
     plan = await runner.plan(make_spec(probe, timeout=0.2, behaviour=hang), [node("gpu001")], {})
     [result] = await runner.execute(plan, None)
-    assert result.outcome == "unknown" and "verify gpu001" in result.detail
-    assert rows(db_path, "result")[0]["outcome"] == "unknown"
-    assert probe.verified == []
+    assert result.outcome == "ok"
+    assert "no answer within 0.2s, but the read-back shows it done" in result.detail
 
 
 async def test_a_plugin_exception_is_a_failed_outcome_and_the_runner_survives(

@@ -30,9 +30,10 @@ def rules_crash(store: StoreView, inventory: Inventory) -> Sequence[Finding]:
 
 def test_inventory_thresholds_become_findings(inventory: Inventory) -> None:
     store = Store()
-    store.put([Reading("svc:minio", "services.latency_ms", 2500.0, node="stor01")])
-    store.put([Reading("svc:mlflow", "services.latency_ms", 600.0, node="cpu01")])
-    store.put([Reading("svc:kong", "services.latency_ms", 20.0, node="cpu04")])
+    # demo.yaml: services.restarts warn 3, crit 10 (a unit that keeps restarting)
+    store.put([Reading("svc:minio", "services.restarts", 12, node="stor01")])
+    store.put([Reading("svc:mlflow", "services.restarts", 4, node="cpu01")])
+    store.put([Reading("svc:kong", "services.restarts", 3, node="cpu04")])
     found = {f.target: f for f in evaluate(store, inventory, [])}
     assert set(found) == {"svc:minio", "svc:mlflow"}
     assert found["svc:minio"].severity is Severity.CRITICAL

@@ -35,3 +35,37 @@ def test_unknown_drain_state_is_not_drained() -> None:
     ok, why = drained_everywhere(store, "gpu002")
     assert not ok and "unknown" in why
     assert workloads_on(store, "gpu002") == ["slurm: what runs there is unknown"]
+
+
+def test_reasons_are_read_with_who_and_since_per_scheduler() -> None:
+    from console.workloads import out_of_service, service_reason
+
+    store = Store()
+    store.put(
+        [
+            Reading("gpu003", "slurm.allocation", "drained"),
+            Reading("gpu003", "slurm.reason", "alice: replace GPU 3"),
+            Reading("gpu003", "slurm.reason_by", "root"),
+            Reading("gpu003", "slurm.reason_since", 1700000000.0),
+            Reading("inf01", "kubernetes.allocation", "cordoned"),
+            Reading("inf01", "kubernetes.reason", ""),
+            Reading("gpu001", "slurm.allocation", "alloc"),
+            Reading("gpu002", "slurm.allocation", "down"),
+        ]
+    )
+    why = service_reason(store, "gpu003", "slurm")
+    assert (why.allocation, why.reason, why.by, why.since) == (
+        "drained",
+        "alice: replace GPU 3",
+        "root",
+        1700000000.0,
+    )
+    found = out_of_service(store)
+    # oldest known reason first; unknown times last; in-service nodes absent
+    assert [(s.node, s.scheduler) for s in found] == [
+        ("gpu003", "slurm"),
+        ("gpu002", "slurm"),
+        ("inf01", "kubernetes"),
+    ]
+    assert found[1].reason is None and found[1].since is None  # not published: unknown
+    assert found[2].reason == "" and found[2].by is None  # published empty: none given

@@ -1,0 +1,233 @@
+"""GPU panes: the fleet grid (one heat cell per GPU), idle-but-allocated, unhealthy, drift.
+
+The only module of the plugin that imports Textual.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+
+from console.plugin import Severity
+from console.widgets.line_table import Column, LineTable, Row
+from console.widgets.pane import Pane
+from plugins.gpu.checks import idle_allocated
+from plugins.gpu.config import config_of, expected_versions, gpu_nodes
+from plugins.gpu.status import GLYPH, GpuView, allocation, drift, gpu_indexes, gpu_view
+
+METRICS = ("util", "mem", "temp", "power")
+LEVELS = "▁▂▃▄▅▆▇█"
+_STYLE = ("green", "green", "green", "yellow", "yellow", "dark_orange", "red", "red")
+
+
+def _fraction(v: GpuView, metric: str) -> float | None:
+    if metric == "util":
+        return None if v.util is None else v.util / 100
+    if metric == "mem":
+        return None if v.mem_pct is None else v.mem_pct / 100
+    if metric == "temp":
+        return None if v.temp is None else (v.temp - 25) / 65
+    return None if v.power is None else v.power / 700
+
+
+def heat_cell(v: GpuView, metric: str) -> Text:
+    """Two cells: a level glyph (height readable without colour) and a marker."""
+    if v.state == "lost":
+        return Text("✖ ", style="bold red")
+    f = _fraction(v, metric)
+    mark = "!" if v.severity >= Severity.WARNING else "m" if v.mig else " "
+    if f is None:
+        return Text("?" + mark, style="dim")
+    level = max(0, min(len(LEVELS) - 1, int(f * len(LEVELS))))
+    return Text(LEVELS[level] + mark, style=_STYLE[level])
+
+
+def _avg(views: list[GpuView], metric: str) -> str:
+    vals = [
+        getattr(v, {"util": "util", "mem": "mem_pct", "temp": "temp", "power": "power"}[metric])
+        for v in views
+    ]
+    known = [x for x in vals if x is not None]
+    if not known:
+        return "?"
+    if metric == "power":
+        return f"{sum(known) / 1000:.1f}k"
+    unit = "°" if metric == "temp" else "%"
+    return f"{(max(known) if metric == 'temp' else sum(known) / len(known)):.0f}{unit}"
+
+
+class GpuGridPane(Pane):
+    """One row per node, one heat cell per GPU; ``m`` cycles util/mem/temp/power."""
+
+    BINDINGS = [Binding("m", "next_metric", "GPU metric")]
+
+    def compose_body(self) -> ComposeResult:
+        self.metric = str(self.ctx.options.get("metric", "util"))
+        self.table = LineTable(
+            [
+                Column("", 1),
+                Column("node", 7),
+                Column("gpus", 16),
+                Column("avg", 4, "right"),
+                Column("alloc", 5),
+                Column("flags", 0),
+            ]
+        )
+        yield self.table
+
+    def action_next_metric(self) -> None:
+        self.metric = METRICS[(METRICS.index(self.metric) + 1) % len(METRICS)]
+        self.data_changed()
+
+    def update_view(self) -> None:
+        self.border_title = f"{self.ctx.spec.title} · {self.metric} (m)"
+        inv = self.ctx.inventory
+        store = self.ctx.store
+        config = config_of(inv)
+        rows = []
+        for node in gpu_nodes(inv):
+            if not self.ctx.node_filter(node.name):
+                continue
+            views = [gpu_view(store, node.name, i) for i in gpu_indexes(store, node.name)]
+            cells = Text()
+            for v in views:
+                cells.append_text(heat_cell(v, self.metric))
+            flags = []
+            smi = store.value(node.name, "gpu.smi")
+            if isinstance(smi, str) and smi != "ok":
+                flags.append("no smi")
+            if drift(store, node.name, *expected_versions(node, config)):
+                flags.append("drift")
+            bad = [f"{v.index}:{v.problems[0][1].split()[0]}" for v in views if v.problems]
+            flags += bad[:3]
+            sev = max([v.severity for v in views], default=Severity.UNKNOWN)
+            if isinstance(smi, str) and smi != "ok":
+                sev = Severity.CRITICAL
+            elif flags and sev < Severity.WARNING:
+                sev = Severity.WARNING
+            rows.append(
+                Row(
+                    key=node.name,
+                    cells=(
+                        GLYPH[sev],
+                        node.name,
+                        cells if views else "?",
+                        _avg(views, self.metric),
+                        allocation(store, node.name) or "—",
+                        " ".join(flags),
+                    ),
+                    node=node.name,
+                    severity=sev,
+                    data=(("kind", "node"), ("target", node.name)),
+                )
+            )
+        self.table.set_rows(rows)
+        self.set_empty(not rows, "no GPU nodes (role gpu-* or hardware.gpu_count)")
+
+
+class IdleAllocatedPane(Pane):
+    """GPUs allocated to work but idle for N minutes: the seed's utilisation risk."""
+
+    def compose_body(self) -> ComposeResult:
+        self.table = LineTable(
+            [
+                Column("", 1),
+                Column("gpu", 10),
+                Column("idle", 5, "right"),
+                Column("by", 10),
+                Column("procs", 0),
+            ]
+        )
+        yield self.table
+
+    def update_view(self) -> None:
+        rows = [
+            Row(
+                key=f"{i.node}/{i.index}",
+                cells=(
+                    "▲",
+                    f"{i.node}/{i.index}",
+                    f"{i.seconds / 60:.0f}m",
+                    i.allocation,
+                    "?" if i.processes is None else str(i.processes),
+                ),
+                node=i.node,
+                severity=Severity.WARNING,
+                data=(("kind", "gpu"), ("target", f"{i.node}/{i.index}")),
+            )
+            for i in idle_allocated(self.ctx.store, self.ctx.inventory)
+            if self.ctx.node_filter(i.node)
+        ]
+        self.table.set_rows(rows)
+        c = config_of(self.ctx.inventory)
+        self.set_empty(
+            not rows, f"no allocated GPU under {c.idle_util_pct:g}% for {c.idle_minutes:g}m"
+        )
+
+
+class UnhealthyPane(Pane):
+    """GPUs with XIDs, ECC errors, pending remaps or thermal/power throttling, worst first."""
+
+    def compose_body(self) -> ComposeResult:
+        self.table = LineTable(
+            [Column("", 1), Column("gpu", 10), Column("util", 4, "right"), Column("problem", 0)]
+        )
+        yield self.table
+
+    def update_view(self) -> None:
+        store = self.ctx.store
+        entries = []
+        for node in gpu_nodes(self.ctx.inventory):
+            if not self.ctx.node_filter(node.name):
+                continue
+            for i in gpu_indexes(store, node.name):
+                v = gpu_view(store, node.name, i)
+                if v.problems:
+                    entries.append(v)
+        entries.sort(key=lambda v: (-v.severity, v.node, v.index))
+        rows = [
+            Row(
+                key=f"{v.node}/{v.index}",
+                cells=(
+                    GLYPH[v.severity],
+                    f"{v.node}/{v.index}",
+                    "?" if v.util is None else f"{v.util:.0f}%",
+                    "; ".join(t for _, t in v.problems),
+                ),
+                node=v.node,
+                severity=v.severity,
+                data=(("kind", "gpu"), ("target", f"{v.node}/{v.index}")),
+            )
+            for v in entries
+        ]
+        self.table.set_rows(rows)
+        self.set_empty(not rows, "no unhealthy GPU")
+
+
+class DriftPane(Pane):
+    """Nodes whose driver/CUDA differ from the inventory's expected versions."""
+
+    def compose_body(self) -> ComposeResult:
+        self.table = LineTable([Column("", 1), Column("node", 7), Column("drift", 0)])
+        yield self.table
+
+    def update_view(self) -> None:
+        rows = []
+        config = config_of(self.ctx.inventory)
+        for node in gpu_nodes(self.ctx.inventory):
+            if not self.ctx.node_filter(node.name):
+                continue
+            d = drift(self.ctx.store, node.name, *expected_versions(node, config))
+            if d:
+                rows.append(
+                    Row(
+                        key=node.name,
+                        cells=("▲", node.name, d),
+                        node=node.name,
+                        severity=Severity.WARNING,
+                        data=(("kind", "node"), ("target", node.name)),
+                    )
+                )
+        self.table.set_rows(rows)
+        self.set_empty(not rows, "driver and CUDA as expected")

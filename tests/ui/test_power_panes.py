@@ -1,0 +1,51 @@
+"""Pilot: the power layout (key 2) shows the rack elevation and room summary from the live lab."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from console.app import DcConsoleApp
+from console.session import Session
+from plugins.power.panes import RackElevationPane, RoomSummaryPane
+
+
+async def test_power_layout_shows_racks_nodes_in_u_slots_and_the_room_summary(
+    demo_session: Session,
+):
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        deadline = time.monotonic() + 30
+        while True:
+            await pilot.pause()
+            await pilot.press("2")  # the layout keys are bound once the session is up
+            panes = list(app.query(RackElevationPane))
+            if panes and demo_session.store.value("gpu001", "power.bmc_ok") is True:
+                break
+            assert time.monotonic() < deadline, "no BMC reading within 30 s"
+            await asyncio.sleep(0.2)
+        await pilot.pause(0.5)
+        elevation = app.query_one(RackElevationPane)
+        elevation.data_changed()
+        rows = {r.key: r for r in elevation.table.rows}
+        header = [getattr(c, "plain", c) for c in rows["hdr:0"].cells]
+        # Each rack's name with its PSU redundancy glyph and word, 4 racks in 4 columns.
+        assert [h.split()[0] for h in header[1:]] == ["R01", "R02", "R03", "R04"]
+        assert all(h.split()[-1][0] in "●▲✖?" for h in header[1:])
+        kw = rows["kw:0"].cells[1].plain  # type: ignore[union-attr]
+        assert kw[0] in "●▲✖?" and kw.endswith("/40kW")  # R01's budget, glyph first
+        slot = rows["u:0:3"]  # gpu001 and gpu005 at U3
+        cell = slot.cells[1].plain  # type: ignore[union-attr]
+        # 4 racks at 80 columns leave room for the full name, apart from the value.
+        assert cell[0] in "●▲✖?" and cell[1:].startswith("gpu001 ")
+        assert cell.rstrip().endswith("°")
+        assert all(len(c.plain) <= 19 for c in slot.cells[1:] if hasattr(c, "plain"))
+        elevation.focus()
+        await pilot.press("t")
+        assert elevation.metric == "power"
+        room = app.query_one(RoomSummaryPane)
+        room.data_changed()
+        labels = [r.cells[1] for r in room.table.rows]
+        assert labels[0] == "IT load"
+        assert {"hot inlets", "fans failed", "PSUs failed", "BMCs silent"} <= set(labels)
+        assert "of 140 kW (" in room.table.rows[0].cells[2]  # type: ignore[operator]
