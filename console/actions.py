@@ -13,6 +13,8 @@ the runner: its exceptions become ``failed`` outcomes, its timeouts
 cannot be committed nothing runs (fail closed). If a result cannot be
 committed it goes to the fallback journal and the runner refuses new actions.
 
+Each target's lease/execute/verify/record steps live in ``console.action_target``.
+
 ``FAULTPOINT(name)`` is called at each state transition; tests replace it to
 raise or kill at a precise point.
 """
@@ -40,11 +42,11 @@ from console.action_plan import (
     Plan,
     confirm_text_for,
 )
+from console.action_target import run_target
 from console.audit import AuditLog, AuditWriteError, PendingAction
 from console.identity import Operator
-from console.plugin import ActionInputs, ActionSpec, Outcome, Preview, Role, Target
+from console.plugin import ActionInputs, ActionSpec, Preview, Role, Target
 from console.redact import redact_text, secret_values
-from console.transports import CommandTimeout, HostUnreachable
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.inventory.model import Inventory
@@ -144,7 +146,8 @@ class ActionRunner:
 
     # ------------------------------------------------------------------ helpers
 
-    def _context(self, spec: ActionSpec) -> _Context:
+    def context_for(self, spec: ActionSpec) -> _Context:
+        """The context the plugin's coroutines for ``spec`` receive."""
         plugin = spec.id.split(".", 1)[0]
         return _Context(
             self.inventory,
@@ -154,7 +157,9 @@ class ActionRunner:
             self.operator.user,
         )
 
-    async def _write(self, phase: str, spec: ActionSpec, targets: Sequence[str], **kw: Any) -> bool:
+    async def write_row(
+        self, phase: str, spec: ActionSpec, targets: Sequence[str], **kw: Any
+    ) -> bool:
         """Append a row; on failure keep it in the fallback journal. True if committed."""
         try:
             await self.audit.append_async(
@@ -178,7 +183,7 @@ class ActionRunner:
         inputs: Mapping[str, Any],
         reason: str,
     ) -> ActionRefused:
-        await self._write(
+        await self.write_row(
             "refused",
             spec,
             [t.name for t in targets],
@@ -244,7 +249,7 @@ class ActionRunner:
                 inputs,
                 f"{spec.id} applies to {spec.target_kind} targets, not {', '.join(wrong)}",
             )
-        ctx = self._context(spec)
+        ctx = self.context_for(spec)
         previews = []
         for target in targets:
             try:
@@ -328,7 +333,7 @@ class ActionRunner:
 
             async def one(target: Target) -> ActionResult:
                 async with sem:
-                    return await self._run_target(plan, target, uid, secrets)
+                    return await run_target(self, plan, target, uid, secrets, _fault)
 
             results = list(await asyncio.gather(*(one(t) for t in plan.targets)))
         finally:
@@ -337,135 +342,6 @@ class ActionRunner:
                 self._idle.set()
         _fault("execute.done")
         return results
-
-    async def _run_target(
-        self, plan: Plan, target: Target, uid: str, secrets: list[str]
-    ) -> ActionResult:
-        spec = plan.spec
-        if self.shutting_down:
-            return await self._record(
-                plan, target, uid, "refused", "not started: the console is shutting down", 0
-            )
-        lease_key = f"{target.kind}:{target.name}"
-        try:
-            # Long enough for execute and verify, short enough that a dead console's lease lapses.
-            ttl = 2 * spec.timeout + 60
-            got = await self.audit.acquire_lease_async(lease_key, self.holder, ttl)
-        except Exception as exc:
-            return await self._record(
-                plan, target, uid, "refused", f"could not take the lease on {target.name}: {exc}", 0
-            )
-        if not got:
-            try:
-                other = await asyncio.to_thread(self.audit.lease_holder, lease_key)
-            except Exception:
-                other = None
-            return await self._record(
-                plan,
-                target,
-                uid,
-                "refused",
-                f"{target.name} is being acted on by another console ({other or 'unknown'})",
-                0,
-            )
-        try:
-            _fault("target.leased")
-            outcome, detail, output, ms = await self._attempt(plan, target)
-            detail = redact_text(detail, secrets)
-            output = redact_text(output, secrets)
-            _fault("target.verified")
-            return await self._record(plan, target, uid, outcome, detail, ms, output)
-        finally:
-            try:
-                await self.audit.release_lease_async(lease_key, self.holder)
-            except Exception:
-                log.exception("could not release the lease on %s (it expires)", lease_key)
-            _fault("lease.released")
-
-    async def _attempt(self, plan: Plan, target: Target) -> tuple[OutcomeName, str, str, int]:
-        """Execute then verify one target; never raises for plugin errors."""
-        spec = plan.spec
-        ctx = self._context(spec)
-        start = self.clock()
-
-        def elapsed() -> int:
-            return int((self.clock() - start) * 1000)
-
-        try:
-            async with asyncio.timeout(spec.timeout):
-                result: Outcome = await spec.execute(ctx, target, plan.inputs)
-        except (TimeoutError, CommandTimeout, HostUnreachable) as exc:
-            # The command may or may not have taken effect (RELIABILITY.md F1, F3): never
-            # "failed", and never retried; read the state back to tell the operator more.
-            why = (
-                f"no answer within {spec.timeout:g}s"
-                if isinstance(exc, TimeoutError)
-                else f"{type(exc).__name__}: {exc}"
-            )
-            outcome, detail = await self._read_back(ctx, plan, target, why)
-            return outcome, detail, "", elapsed()
-        except Exception as exc:
-            log.warning("%s on %s raised", spec.id, target.name, exc_info=True)
-            return "failed", f"{type(exc).__name__}: {exc}", "", elapsed()
-        _fault("target.executed")
-        if not result.ok:
-            return "failed", result.detail or "failed", result.output, elapsed()
-        try:
-            async with asyncio.timeout(spec.timeout):
-                checked = await spec.verify(ctx, target, plan.inputs, result)
-        except TimeoutError:
-            return "unknown", "executed; verification timed out", result.output, elapsed()
-        except Exception as exc:
-            return (
-                "unknown",
-                f"executed; verification raised {type(exc).__name__}: {exc}",
-                result.output,
-                elapsed(),
-            )
-        if not checked.ok:
-            detail = f"verification failed: {checked.detail or 'not in the expected state'}"
-            return "failed", detail, result.output, elapsed()
-        return "ok", checked.detail or result.detail, result.output, elapsed()
-
-    async def _read_back(
-        self, ctx: _Context, plan: Plan, target: Target, why: str
-    ) -> tuple[OutcomeName, str]:
-        """After an unacknowledged command, verify once: "ok" only if the wanted state shows."""
-        spec = plan.spec
-        unacknowledged = Outcome(False, f"not acknowledged: {why}")
-        try:
-            async with asyncio.timeout(spec.timeout):
-                checked = await spec.verify(ctx, target, plan.inputs, unacknowledged)
-        except Exception as exc:  # the read-back is best effort: the outcome stays unknown
-            return (
-                "unknown",
-                f"{why}; read-back failed ({type(exc).__name__}: {exc}): verify {target.name}",
-            )
-        if checked.ok:
-            return "ok", f"{why}, but the read-back shows it done: {checked.detail}"
-        return "unknown", f"{why}; read-back: {checked.detail or 'not in the wanted state'}"
-
-    async def _record(
-        self,
-        plan: Plan,
-        target: Target,
-        uid: str,
-        outcome: OutcomeName,
-        detail: str,
-        ms: int,
-        output: str = "",
-    ) -> ActionResult:
-        await self._write(
-            "result",
-            plan.spec,
-            [target.name],
-            outcome=outcome,
-            action_uid=uid,
-            duration_ms=ms,
-            detail=detail,
-        )
-        _fault("result.committed")
-        return ActionResult(target, outcome, detail, output, ms, uid)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -87,8 +87,9 @@ class DcConsoleApp(App[int]):
         with Container(id="main"):
             what = "the demo datacenter (lab)" if self.options.demo else "the site"
             yield Static(Text(f"dcc: starting {what}…"), id="splash")
-        yield Input(placeholder="filter: gpu[001-004]  @rack:R01  @role:gpu-train  text",
-                    id="filter")
+        yield Input(
+            placeholder="filter: gpu[001-004]  @rack:R01  @role:gpu-train  text", id="filter"
+        )
         yield Footer()
 
     def on_mount(self) -> None:
@@ -194,8 +195,9 @@ class DcConsoleApp(App[int]):
                 log.warning("layout %s is invalid; `dcc check` says why", name)
                 continue
             if layout.key:
-                self.bind(layout.key, f"layout('{name}')", description=layout.title or name,
-                          show=False)
+                self.bind(
+                    layout.key, f"layout('{name}')", description=layout.title or name, show=False
+                )
 
     async def _show_layout(self, name: str) -> None:
         from console.layouts import LayoutError, load_layout
@@ -380,8 +382,12 @@ class DcConsoleApp(App[int]):
         for result in results:
             outcome = getattr(result, "outcome", "?")
             detail = getattr(result, "detail", "")
-            self.notify(f"{result.target}: {outcome} {detail}", title=spec.label,
-                        severity="information" if outcome == "ok" else "error", timeout=10)
+            self.notify(
+                f"{result.target}: {outcome} {detail}",
+                title=spec.label,
+                severity="information" if outcome == "ok" else "error",
+                timeout=10,
+            )
 
     async def _plan_with_inputs(self, spec: ActionSpec, target: Target) -> Plan | None:
         """Ask for the action's inputs (if it has any) until the runner accepts them."""

@@ -30,8 +30,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--read-only", action="store_true", help="refuse every change")
     parser.add_argument("--audit-db", type=Path, help="audit database (default in the state dir)")
     parser.add_argument("--roles", type=Path, help="roles file (who may do what)")
-    parser.add_argument("--no-scenario", action="store_true",
-                        help="demo: do not inject the demo's timed faults")
+    parser.add_argument(
+        "--no-scenario", action="store_true", help="demo: do not inject the demo's timed faults"
+    )
     parser.add_argument("--log-file", type=Path, help="debug log (default in the state dir)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="open the console (the default)")

@@ -29,8 +29,12 @@ def evaluate(store: Store, inventory: Inventory, plugins: Sequence[Plugin]) -> l
         except Exception as exc:
             log.exception("alert rules of plugin %s failed", plugin.name)
             findings.append(
-                Finding(Severity.WARNING, plugin.name, f"alert rules failed: {exc}",
-                        key=f"plugin-alerts:{plugin.name}")
+                Finding(
+                    Severity.WARNING,
+                    plugin.name,
+                    f"alert rules failed: {exc}",
+                    key=f"plugin-alerts:{plugin.name}",
+                )
             )
     for st in store.collector_statuses():
         # Target "*" is a collector whose targets() crashed: it is never retried, so its

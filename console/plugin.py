@@ -376,6 +376,8 @@ class Plugin:
     card_title: str = ""
     alerts: AlertsFn | None = None
     lab: LabFactory | None = None
+    shutdown: Callable[[], Awaitable[None]] | None = None
+    """Called when the console stops, before the transports close (watches, sessions)."""
     contract_version: int = CONTRACT_VERSION
 
     def validate_ids(self) -> list[str]:

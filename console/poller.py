@@ -44,17 +44,25 @@ class Job:
     @property
     def interval(self) -> float:
         """The collector's interval, unless the target asks for its own (``attrs["interval"]``)."""
-        wanted = self.target.attrs.get("interval")
-        if isinstance(wanted, int | float) and not isinstance(wanted, bool) and wanted > 0:
-            return float(wanted)
-        return self.spec.interval
+        return _positive(self.target.attrs.get("interval"), self.spec.interval)
+
+    @property
+    def timeout(self) -> float:
+        """The collector's timeout, unless the target asks for its own (``attrs["timeout"]``)."""
+        return _positive(self.target.attrs.get("timeout"), self.spec.timeout)
 
 
-def _error_text(exc: BaseException, spec: CollectorSpec, *, expired: bool) -> str:
-    # Only our own deadline is "timed out after <spec.timeout>"; a TimeoutError raised
+def _positive(wanted: object, default: float) -> float:
+    if isinstance(wanted, int | float) and not isinstance(wanted, bool) and wanted > 0:
+        return float(wanted)
+    return default
+
+
+def _error_text(exc: BaseException, timeout: float, *, expired: bool) -> str:
+    # Only our own deadline is "timed out after <timeout>"; a TimeoutError raised
     # inside the collector (aiohttp, a connect timeout) has its own limit and message.
     if expired:
-        return f"timed out after {spec.timeout:g}s"
+        return f"timed out after {timeout:g}s"
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
@@ -119,7 +127,7 @@ class Poller:
         try:
             async with self._sem:
                 # Created inside the cap: waiting for a slot does not count against the run.
-                deadline = asyncio.timeout(spec.timeout)
+                deadline = asyncio.timeout(job.timeout)
                 async with deadline:
                     readings = await spec.collect(job.context, target)
             bad = [r for r in readings if not isinstance(r, Reading)]
@@ -130,7 +138,7 @@ class Poller:
             raise
         except Exception as exc:
             expired = deadline is not None and deadline.expired()
-            error = _error_text(exc, spec, expired=expired)
+            error = _error_text(exc, job.timeout, expired=expired)
             log.debug("%s on %s failed: %s", spec.id, target.name, error)
             readings = ()
         finally:

@@ -88,6 +88,14 @@ class Session:
     async def stop(self) -> None:
         if self.poller is not None:
             await self.poller.stop()
+        for plugin in self.plugins:
+            if plugin.shutdown is None:
+                continue
+            try:
+                async with asyncio.timeout(10):
+                    await plugin.shutdown()
+            except Exception:  # one plugin's cleanup must not keep the others running
+                log.exception("shutdown of plugin %s failed", plugin.name)
         if self.transports is not None:
             await self.transports.close()
         if self.lab is not None:

@@ -50,7 +50,10 @@ class InputsScreen(ModalScreen[dict[str, Any] | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(
-        self, title: str, model: type[BaseModel], values: dict[str, Any] | None = None,
+        self,
+        title: str,
+        model: type[BaseModel],
+        values: dict[str, Any] | None = None,
         error: str = "",
     ) -> None:
         super().__init__()

@@ -51,8 +51,10 @@ def audit_row(event: AuditEvent) -> Row:
     """One audit event as a table row; failures and unknown outcomes stand out."""
     outcome = event.outcome or ""
     severity = (
-        Severity.CRITICAL if outcome == "failed"
-        else Severity.WARNING if outcome in ("unknown", "refused")
+        Severity.CRITICAL
+        if outcome == "failed"
+        else Severity.WARNING
+        if outcome in ("unknown", "refused")
         else Severity.OK
     )
     return Row(
@@ -86,8 +88,9 @@ class AuditScreen(Screen[None]):
         self.loaded: list[AuditEvent] = []
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="search the audit log (action, target, operator, text)",
-                    id="audit-search")
+        yield Input(
+            placeholder="search the audit log (action, target, operator, text)", id="audit-search"
+        )
         yield Static("", id="audit-status")
         self.table = LineTable(
             [

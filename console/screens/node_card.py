@@ -82,8 +82,14 @@ def render_card(
     out.append(f" Access  ssh {ssh.user}@{ssh.host}:{ssh.port}")
     if node.bmc:
         out.append(f" · BMC {node.bmc.protocol} {node.bmc.address}")
-    clusters = [c for c in (node.clusters.slurm and f"slurm {node.clusters.slurm}",
-                            node.clusters.kubernetes and f"k8s {node.clusters.kubernetes}") if c]
+    clusters = [
+        c
+        for c in (
+            node.clusters.slurm and f"slurm {node.clusters.slurm}",
+            node.clusters.kubernetes and f"k8s {node.clusters.kubernetes}",
+        )
+        if c
+    ]
     if clusters:
         out.append(" · " + " · ".join(clusters))
     out.append("\n")
@@ -93,8 +99,10 @@ def render_card(
         out.append("   none\n", style="dim")
     for a in alerts:
         f = a.finding
-        out.append(f"   {GLYPH[f.severity]} {clean(f.message)}  {format_age(now - a.since)}\n",
-                   style=SEVERITY_STYLE[f.severity])
+        out.append(
+            f"   {GLYPH[f.severity]} {clean(f.message)}  {format_age(now - a.since)}\n",
+            style=SEVERITY_STYLE[f.severity],
+        )
     for title, lines in card_sections(store, node, plugins):
         out.append(f"\n {title}\n", style="bold")
         for line in lines:

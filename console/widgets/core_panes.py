@@ -51,8 +51,10 @@ class AlertsPane(Pane):
                 )
             )
         self.table.set_rows(rows)
-        self.set_empty(not rows, "no alerts" if not self.ctx.node_filter.active else
-                       "no alerts for the filtered nodes")
+        self.set_empty(
+            not rows,
+            "no alerts" if not self.ctx.node_filter.active else "no alerts for the filtered nodes",
+        )
 
 
 class NodesPane(Pane):
@@ -135,8 +137,13 @@ class CollectorsPane(Pane):
             rows.append(
                 Row(
                     key=collector,
-                    cells=(GLYPH[sev], collector, str(len(items) - len(failing)),
-                           str(len(failing)), error),
+                    cells=(
+                        GLYPH[sev],
+                        collector,
+                        str(len(items) - len(failing)),
+                        str(len(failing)),
+                        error,
+                    ),
                     severity=sev,
                 )
             )

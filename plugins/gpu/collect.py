@@ -39,7 +39,8 @@ from plugins.gpu.parse import (
     same_bus,
     split_sections,
 )
-from plugins.gpu.parse_text import TopoMatrix, parse_smi_q, parse_smi_table, parse_topo
+from plugins.gpu.parse_smi_q import parse_smi_q
+from plugins.gpu.parse_text import TopoMatrix, parse_smi_table, parse_topo
 from plugins.gpu.parse_xml import parse_smi_xml
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -18,7 +18,9 @@ from plugins.gpu.status import GLYPH, GpuView, allocation, drift, gpu_indexes, g
 
 METRICS = ("util", "mem", "temp", "power")
 LEVELS = "▁▂▃▄▅▆▇█"
-_STYLE = ("green", "green", "green", "yellow", "yellow", "dark_orange", "red", "red")
+# Colour is for state, never decoration (SCREENS.md): a busy GPU is not a problem,
+# so load levels are drawn by height alone; heat and health get colour.
+_HOT_C, _WARM_C = 85.0, 75.0
 
 
 def _fraction(v: GpuView, metric: str) -> float | None:
@@ -40,7 +42,19 @@ def heat_cell(v: GpuView, metric: str) -> Text:
     if f is None:
         return Text("?" + mark, style="dim")
     level = max(0, min(len(LEVELS) - 1, int(f * len(LEVELS))))
-    return Text(LEVELS[level] + mark, style=_STYLE[level])
+    style = ""
+    if metric == "temp" and v.temp is not None:
+        style = "bold red" if v.temp >= _HOT_C else "yellow" if v.temp >= _WARM_C else ""
+    cell = Text(LEVELS[level], style=style)
+    mark_style = (
+        "bold red"
+        if v.severity >= Severity.CRITICAL
+        else "yellow"
+        if v.severity >= Severity.WARNING
+        else ""
+    )
+    cell.append(mark, style=mark_style)
+    return cell
 
 
 def _avg(views: list[GpuView], metric: str) -> str:

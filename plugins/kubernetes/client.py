@@ -1,7 +1,7 @@
 """kubernetes-asyncio clients from a cluster's kubeconfig and context, and raw JSON calls.
 
 Objects are read as raw JSON (``_preload_content=False``) and parsed by
-``plugins.kubernetes.parse``: one parser for lists, watches and tests, and
+the ``plugins.kubernetes.parse*`` modules: one parser for lists, watches and tests, and
 no dependence on the client's model classes for fields we read.
 """
 
@@ -13,8 +13,9 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from plugins.kubernetes.api_status import ApiStatus, parse_status
 from plugins.kubernetes.config import ClusterRef
-from plugins.kubernetes.parse import ApiStatus, ParseError, parse_status
+from plugins.kubernetes.parse import ParseError
 
 __all__ = ["ApiException", "api_client", "describe_api", "raw_json", "status_of"]
 

@@ -22,7 +22,7 @@ from kubernetes_asyncio import client
 
 from plugins.kubernetes import progress
 from plugins.kubernetes.client import ApiException, raw_json, status_of
-from plugins.kubernetes.parse import PodInfo, parse_pod, parse_pod_list
+from plugins.kubernetes.parse_pods import PodInfo, parse_pod, parse_pod_list
 from plugins.kubernetes.state import evictable
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,8 @@ from plugins.kubernetes.lab_objects import (
     pod_object,
     uid,
 )
-from plugins.kubernetes.parse import GPU, format_time, parse_time, pod_gpu_requests
+from plugins.kubernetes.parse import GPU, format_time, parse_time
+from plugins.kubernetes.parse_pods import pod_gpu_requests
 
 MIG_PROFILES = {"A30": ("1g.6gb", 4), "H100": ("1g.10gb", 7), "A100": ("1g.10gb", 7)}
 OPERATOR_NS = "gpu-operator"

@@ -15,6 +15,7 @@ from plugins.kubernetes.card import CARD_TITLE, card
 from plugins.kubernetes.checks import CHECKS, alerts
 from plugins.kubernetes.collect import COLLECTORS
 from plugins.kubernetes.config import KubernetesConfig
+from plugins.kubernetes.watch import stop_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.plugin import LabEmulation
@@ -45,4 +46,5 @@ plugin = Plugin(
     card_title=CARD_TITLE,
     alerts=alerts,
     lab=_lab,
+    shutdown=stop_all,
 )

@@ -11,18 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from plugins.kubernetes.parse import (
-    ANN_AT,
-    ANN_BY,
-    ANN_REASON,
-    GPU,
-    MIG_PREFIX,
-    EventInfo,
-    NodeInfo,
-    PodInfo,
-    parse_time,
-    short_reason,
-)
+from plugins.kubernetes.parse import ANN_AT, ANN_BY, ANN_REASON, GPU, MIG_PREFIX, parse_time
+from plugins.kubernetes.parse_events import EventInfo, short_reason
+from plugins.kubernetes.parse_nodes import NodeInfo
+from plugins.kubernetes.parse_pods import PodInfo
 
 MAX_WORKLOADS = 6
 """Pods named in ``kubernetes.workloads`` before ``+N more``."""

@@ -26,13 +26,10 @@ from kubernetes_asyncio import client, watch
 
 from plugins.kubernetes.client import ApiException, api_client, raw_json
 from plugins.kubernetes.config import ClusterRef, KubernetesConfig
-from plugins.kubernetes.parse import (
-    ParseError,
-    items_of,
-    parse_event,
-    parse_node,
-    parse_pod,
-)
+from plugins.kubernetes.parse import ParseError, items_of
+from plugins.kubernetes.parse_events import parse_event
+from plugins.kubernetes.parse_nodes import parse_node
+from plugins.kubernetes.parse_pods import parse_pod
 from plugins.kubernetes.state import ClusterState
 
 log = logging.getLogger(__name__)

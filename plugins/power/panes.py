@@ -206,43 +206,50 @@ class RoomSummaryPane(Pane):
             inlets[0][1] if inlets else None,
         )
 
-        def listing(metric: str) -> list[str]:
-            out = []
+        def listing(metric: str) -> tuple[list[str], int]:
+            """Nodes with a non-zero count, and how many nodes have no known count."""
+            out, unknown = [], 0
             for n in nodes:
                 r = store.latest(n.name, metric)
-                if (
-                    r is not None
-                    and isinstance(r.value, int)
-                    and not isinstance(r.value, bool)
-                    and r.value > 0
-                ):
+                if r is None or not isinstance(r.value, int) or isinstance(r.value, bool):
+                    unknown += 1
+                elif r.value > 0:
                     out.append(f"{n.name} ({r.detail})" if r.detail else n.name)
-            return out
+            return out, unknown
 
-        fans = listing("power.fans_failed")
+        def none_or_unknown(unknown: int) -> tuple[Severity, str]:
+            # "none" only when every BMC said so: no data is not good news.
+            if unknown == len(nodes):
+                return Severity.UNKNOWN, "unknown"
+            return Severity.OK, "none" + (f" ({unknown} unknown)" if unknown else "")
+
+        fans, fans_unknown = listing("power.fans_failed")
+        quiet_sev, quiet = none_or_unknown(fans_unknown)
         add(
-            "fans",
-            Severity.WARNING if fans else Severity.OK,
-            "fans failed",
-            ", ".join(fans) or "none",
+            "fans", Severity.WARNING if fans else quiet_sev, "fans failed", ", ".join(fans) or quiet
         )
-        psus = listing("power.psus_failed")
+        psus, psus_unknown = listing("power.psus_failed")
         lost = [n.name for n in nodes if store.value(n.name, "power.redundancy") == "lost"]
+        quiet_sev, quiet = none_or_unknown(psus_unknown)
         add(
             "psus",
-            Severity.CRITICAL if psus or lost else Severity.OK,
+            Severity.CRITICAL if psus or lost else quiet_sev,
             "PSUs failed",
-            ", ".join(psus) or ("redundancy lost: " + ", ".join(lost) if lost else "none"),
+            ", ".join(psus) or ("redundancy lost: " + ", ".join(lost) if lost else quiet),
         )
+        answered = [n.name for n in nodes if store.value(n.name, "power.bmc_ok") is not None]
         silent = [n.name for n in nodes if store.value(n.name, "power.bmc_ok") is False]
+        quiet_sev, quiet = none_or_unknown(len(nodes) - len(answered))
         add(
             "bmc",
-            Severity.CRITICAL if silent else Severity.OK,
+            Severity.CRITICAL if silent else quiet_sev,
             "BMCs silent",
-            ", ".join(silent) or "none",
+            ", ".join(silent) or quiet,
             silent[0] if silent else None,
         )
-        off = [n.name for n in nodes if store.value(n.name, "power.state") == "off"]
-        add("off", Severity.OK, "powered off", ", ".join(off) or "none")
+        states = [store.value(n.name, "power.state") for n in nodes]
+        off = [n.name for n, st in zip(nodes, states, strict=True) if st == "off"]
+        quiet_sev, quiet = none_or_unknown(sum(1 for st in states if st is None))
+        add("off", quiet_sev if not off else Severity.OK, "powered off", ", ".join(off) or quiet)
         self.table.set_rows(rows)
         self.set_empty(not nodes, "no node declares a BMC (nodes[].bmc)")

@@ -26,19 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from console.plugin import CollectContext, CollectorSpec, ParseError, Reading, Target
 from plugins.slurm.config import as_config, clusters, read_token
-from plugins.slurm.parse import (
-    SINFO_TEXT,
-    SQUEUE_TEXT,
-    Partition,
-    SlurmJob,
-    SlurmNode,
-    jobs_by_node,
-    parse_jobs,
-    parse_jobs_json,
-    parse_nodes,
-    parse_nodes_json,
-    parse_partitions_text,
-)
+from plugins.slurm.model import Partition, SlurmJob, SlurmNode
+from plugins.slurm.parse import jobs_by_node, parse_jobs, parse_nodes
+from plugins.slurm.parse_json import parse_jobs_json, parse_nodes_json
+from plugins.slurm.parse_text import SINFO_TEXT, SQUEUE_TEXT, parse_partitions_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.inventory.model import Inventory

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from console.plugin import CommandReply
-from plugins.slurm.parse import SINFO_TEXT, SQUEUE_TEXT
+from plugins.slurm.parse_text import SINFO_TEXT, SQUEUE_TEXT
 
 if TYPE_CHECKING:  # pragma: no cover
     from plugins.slurm.lab import SimCluster, SimJob, SlurmLab

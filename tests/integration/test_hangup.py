@@ -52,7 +52,11 @@ def test_sighup_records_the_disconnect_and_exits(tmp_path: Path) -> None:
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), TERM="xterm-256color")
     proc = subprocess.Popen(
         [sys.executable, "-m", "console", "--audit-db", str(db), "--no-scenario"],
-        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
     )
     os.close(slave)
     screen = bytearray()

@@ -16,8 +16,9 @@ from console.plugin import Role, Target
 from console.store import Store
 from console.transports import Transports
 from plugins.kubernetes import watch
-from plugins.kubernetes.actions import CORDON, DELETE_POD, DRAIN, UNCORDON, pod_targets
 from plugins.kubernetes.lab import KubernetesLab
+from plugins.kubernetes.node_actions import CORDON, DRAIN, UNCORDON
+from plugins.kubernetes.pod_actions import DELETE_POD, pod_targets
 from tests.integration.conftest import wait_for
 from tests.integration.test_kubernetes_lab import collect, emulation, k8s_inventory, k8s_plugin
 

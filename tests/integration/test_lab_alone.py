@@ -24,7 +24,11 @@ from console.session import start_session
 def dcc(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "console", *args],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
 
 
@@ -34,7 +38,10 @@ def lab_process(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "console", "lab", "--state-dir", str(state), "--scenario", "none"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 60
@@ -66,8 +73,16 @@ async def test_a_console_pointed_at_a_running_lab_sees_it_and_its_faults(
         await session.poller.poll_once()
         state_of = session.store.value("svc:minio-stor01", "services.state")
         assert state_of == "ok"
-        added = dcc("lab", "fault", "add", "services.down", "minio-stor01",
-                    "--state-dir", str(state), env=env)
+        added = dcc(
+            "lab",
+            "fault",
+            "add",
+            "services.down",
+            "minio-stor01",
+            "--state-dir",
+            str(state),
+            env=env,
+        )
         assert added.returncode == 0, added.stderr
         await session.poller.poll_once()
         assert session.store.value("svc:minio-stor01", "services.state") == "down"

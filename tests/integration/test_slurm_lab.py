@@ -23,7 +23,7 @@ from plugins.slurm.actions import ACTIONS, live_job_targets, node_targets
 from plugins.slurm.collect import collect_cluster, read_cluster, read_command
 from plugins.slurm.lab import SlurmLab
 from plugins.slurm.manifest import plugin as slurm_plugin
-from plugins.slurm.parse import parse_nodes_json
+from plugins.slurm.parse_json import parse_nodes_json
 
 SPECS = {a.id: a for a in ACTIONS}
 

@@ -36,7 +36,7 @@ from console.transports.proc import ProcRunner
 from plugins.slurm.actions import ACTIONS
 from plugins.slurm.collect import collect_cluster, read_cluster, read_rest, read_ssh
 from plugins.slurm.config import SlurmConfig
-from plugins.slurm.parse import parse_partitions_text
+from plugins.slurm.parse_text import parse_partitions_text
 
 ROOT = Path(__file__).resolve().parents[2]
 START = ROOT / "scripts" / "peers" / "slurm" / "start.sh"

@@ -56,8 +56,9 @@ def static_session(read_only: bool = False) -> Session:
             values["services.unit_sub"] = "failed" if down else "running"
         detail = "connection refused" if down else f"{latency:.0f} ms"
         readings += [
-            Reading(target, metric, value, ts=FIXED_NOW, source="http", detail=detail,
-                    node=check.node)  # type: ignore[arg-type]
+            Reading(
+                target, metric, value, ts=FIXED_NOW, source="http", detail=detail, node=check.node
+            )  # type: ignore[arg-type]
             for metric, value in values.items()
         ]
         store.record_attempt("services.http", target, 15, None)

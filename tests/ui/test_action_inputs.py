@@ -50,8 +50,14 @@ NOTE = Plugin(
     description="a test plugin with an action that takes inputs",
     actions=(
         ActionSpec(
-            id="notes.add", label="Add a note", target_kind="node", targets=_targets,
-            preview=_preview, execute=_execute, verify=_verify, inputs=NoteInputs,
+            id="notes.add",
+            label="Add a note",
+            target_kind="node",
+            targets=_targets,
+            preview=_preview,
+            execute=_execute,
+            verify=_verify,
+            inputs=NoteInputs,
         ),
     ),
 )
@@ -60,8 +66,10 @@ NOTE = Plugin(
 @pytest.fixture
 async def session(tmp_path: Path) -> AsyncIterator[Session]:
     options = LaunchOptions(
-        audit_db=tmp_path / "a" / "audit.db", lab_state_dir=tmp_path / "lab",
-        scenario=None, poll=False,
+        audit_db=tmp_path / "a" / "audit.db",
+        lab_state_dir=tmp_path / "lab",
+        scenario=None,
+        poll=False,
     )
     s = await start_session(options, extra_plugins=[NOTE])
     yield s

@@ -280,8 +280,10 @@ async def test_a_second_console_on_the_same_audit_log_is_warned(
     from console.session import start_session
 
     options = LaunchOptions(
-        audit_db=demo_session.options.audit_db, lab_state_dir=tmp_path / "lab2",
-        scenario=None, poll=False,
+        audit_db=demo_session.options.audit_db,
+        lab_state_dir=tmp_path / "lab2",
+        scenario=None,
+        poll=False,
     )
     second = await start_session(options)
     try:
@@ -325,3 +327,31 @@ async def test_palette_offers_job_actions_for_the_jobs_last_collected(
         jobs = [t for spec, t in app.action_entries() if spec.id == "slurm.cancel_job"]
         assert jobs, "the demo's Slurm lab runs jobs; the palette must offer them"
         assert all(t.kind == "job" and t.name.startswith("train:") for t in jobs)
+
+
+async def test_stopping_the_session_runs_every_plugins_shutdown(tmp_path: Path) -> None:
+    from console.plugin import Plugin
+    from console.session import start_session
+    from tests.ui.conftest import LaunchOptions
+
+    stopped: list[str] = []
+
+    async def shutdown() -> None:
+        stopped.append("done")
+
+    async def broken() -> None:
+        raise RuntimeError("cleanup failed")
+
+    options = LaunchOptions(
+        audit_db=tmp_path / "a" / "audit.db",
+        lab_state_dir=tmp_path / "lab",
+        scenario=None,
+        poll=False,
+    )
+    extra = [
+        Plugin("brokenstop", "test", shutdown=broken),
+        Plugin("cleanstop", "test", shutdown=shutdown),
+    ]
+    session = await start_session(options, extra_plugins=extra)
+    await session.stop()
+    assert stopped == ["done"]  # a failing shutdown does not keep the next from running

@@ -36,7 +36,6 @@ def installed() -> list[Plugin]:
     return registry.plugins
 
 
-
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dcc")
     register(parser.add_subparsers(dest="cmd"))

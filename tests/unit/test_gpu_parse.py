@@ -18,9 +18,9 @@ from plugins.gpu.parse import (
     parse_query_csv,
     parse_xids,
 )
+from plugins.gpu.parse_smi_q import parse_smi_q
 from plugins.gpu.parse_text import (
     parse_dmon,
-    parse_smi_q,
     parse_smi_table,
     parse_topo,
 )

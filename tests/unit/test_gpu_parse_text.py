@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from console.plugin import ParseError
+from plugins.gpu.parse_smi_q import parse_smi_q
 from plugins.gpu.parse_text import (
     dmon_means,
     parse_dmon,
-    parse_smi_q,
     parse_smi_table,
     parse_topo,
 )

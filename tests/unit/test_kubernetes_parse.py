@@ -11,25 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from console.plugin import ParseError
+from plugins.kubernetes.api_status import parse_status
 from plugins.kubernetes.collect import cluster_readings
-from plugins.kubernetes.parse import (
-    ANN_AT,
-    ANN_BY,
-    ANN_REASON,
-    GPU,
+from plugins.kubernetes.parse import ANN_AT, ANN_BY, ANN_REASON, GPU, parse_time
+from plugins.kubernetes.parse_events import parse_event, scheduling_reasons, short_reason
+from plugins.kubernetes.parse_nodes import parse_labels_fragment, parse_node, parse_node_list
+from plugins.kubernetes.parse_pods import (
     PodInfo,
-    parse_event,
-    parse_labels_fragment,
-    parse_node,
-    parse_node_list,
     parse_pdb_list,
     parse_pod,
     parse_pod_list,
-    parse_status,
-    parse_time,
     pod_gpu_requests,
-    scheduling_reasons,
-    short_reason,
 )
 from plugins.kubernetes.state import ClusterState, gpu_totals, node_view, pending_pods
 

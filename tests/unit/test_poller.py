@@ -415,6 +415,23 @@ async def test_a_target_interval_from_attrs_is_used(make_poller: Callable[..., P
     assert runs["ignored"] <= 1
 
 
+async def test_a_target_timeout_from_attrs_is_the_deadline(
+    make_poller: Callable[..., Poller],
+) -> None:
+    async def slow(ctx: CollectContext, target: Target) -> list[Reading]:
+        await asyncio.sleep(0.3)
+        return [reading(target)]
+
+    poller = make_poller(
+        spec(slow, "patient", "hasty", timeout=0.1, patient={"timeout": 2.0}),
+    )
+    by_name = {j.target.name: j for j in poller.jobs}
+    assert by_name["patient"].timeout == 2.0 and by_name["hasty"].timeout == 0.1
+    assert await poller.run_job_once(by_name["patient"])
+    assert not await poller.run_job_once(by_name["hasty"])
+    assert poller.store.status("t.read", "hasty", 0).last_error == "timed out after 0.1s"
+
+
 # --------------------------------------------------------------------------- start / stop
 
 

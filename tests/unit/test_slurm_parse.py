@@ -12,20 +12,14 @@ from hypothesis import strategies as st
 
 from console.plugin import ParseError
 from plugins.slurm.collect import Snapshot, node_readings, parse_snapshot, queue_summary
-from plugins.slurm.parse import (
-    expand_nodes,
-    gres_gpus,
-    jobs_by_node,
-    load_document,
-    parse_jobs,
-    parse_jobs_json,
-    parse_nodes,
-    parse_nodes_json,
+from plugins.slurm.model import gres_gpus, split_state
+from plugins.slurm.parse import expand_nodes, jobs_by_node, parse_jobs, parse_nodes
+from plugins.slurm.parse_json import load_document, parse_jobs_json, parse_nodes_json
+from plugins.slurm.parse_text import (
     parse_partitions_text,
     parse_scontrol_jobs,
     parse_sinfo_text,
     parse_squeue_text,
-    split_state,
 )
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "slurm"
@@ -209,7 +203,7 @@ def test_queue_summary_counts_unavailable_gpus_on_drained_nodes() -> None:
 
 
 def test_unknown_gpu_use_makes_the_idle_count_unknown_not_zero() -> None:
-    from plugins.slurm.parse import SlurmNode
+    from plugins.slurm.model import SlurmNode
 
     snap = Snapshot([SlurmNode("a", "idle", gpus_total=8, gpus_used=None)], [], [], "ssh")
     summary = queue_summary(snap, 0.0)

@@ -1,0 +1,224 @@
+"""Slurm's text output: the fallback for clusters whose JSON this plugin cannot read.
+
+``sinfo``/``squeue`` output in the pipe-separated formats ``SINFO_TEXT`` /
+``SQUEUE_TEXT`` (with their header line), and ``scontrol show partition -o`` /
+``scontrol show job`` key=value text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from console.plugin import ParseError
+from plugins.slurm.model import (
+    Partition,
+    SlurmJob,
+    SlurmNode,
+    epoch_from_text,
+    gres_gpus,
+    per_gpus,
+    slurm_str,
+    split_state,
+    tres_gpus,
+)
+
+SINFO_TEXT = "%N|%T|%P|%G|%E|%u|%H|%C"
+"""``sinfo -N -o`` format of the text fallback: node, long state, partition, gres,
+reason, who set it, when, CPUs A/I/O/T (the reason may hold anything but a newline)."""
+SQUEUE_TEXT = "%i|%j|%u|%T|%P|%D|%b|%V|%S|%r|%N"
+"""``squeue -o`` format of the text fallback (the node list last: it has no pipe)."""
+
+
+def _table(text: str, sep: str) -> list[dict[str, str]]:
+    """Rows of a separated table with a header line (upper-cased keys, cells stripped)."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return []
+    header = [h.strip().upper() for h in lines[0].split(sep)]
+    if len(header) < 2 or not all(header[:2]):
+        raise ParseError(f"no {sep!r}-separated header line: {lines[0][:80]!r}")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        cells = [c.strip() for c in line.split(sep)]
+        if len(cells) < len(header) - 1:
+            raise ParseError(f"line {number}: {len(cells)} fields, the header has {len(header)}")
+        rows.append({h: cells[i] for i, h in enumerate(header) if h and i < len(cells)})
+    return rows
+
+
+def _first(row: Mapping[str, str], *keys: str) -> str | None:
+    for key in keys:
+        if key in row:
+            return row[key]
+    return None
+
+
+def parse_sinfo_text(text: str) -> list[SlurmNode]:
+    """``sinfo -N -o SINFO_TEXT`` (or any pipe-separated sinfo output with a header)."""
+    nodes: dict[str, SlurmNode] = {}
+    parts: dict[str, list[str]] = {}
+    for row in _table(text, "|"):
+        name = _first(row, "NODELIST", "HOSTNAMES", "NODE_NAME")
+        if not name:
+            raise ParseError("a sinfo line without a node name")
+        base, flags = split_state(_first(row, "STATE"))
+        part = (_first(row, "PARTITION") or "").rstrip("*")
+        if part:
+            parts.setdefault(name, []).append(part)
+        if name in nodes:
+            continue
+        cpus = _first(row, "CPUS(A/I/O/T)")
+        a_i_o_t = cpus.split("/") if cpus else []
+        reason = _first(row, "REASON")
+        nodes[name] = SlurmNode(
+            name=name,
+            state=base,
+            flags=flags,
+            reason=slurm_str(reason),
+            reason_by=_user(_first(row, "USER")) if slurm_str(reason) else None,
+            reason_since=epoch_from_text(_first(row, "TIMESTAMP")) if slurm_str(reason) else None,
+            gpus_total=gres_gpus(slurm_str(_first(row, "GRES")) or ""),
+            gpus_used=gres_gpus(_first(row, "GRES_USED")) if "GRES_USED" in row else None,
+            cpus=int(a_i_o_t[3]) if len(a_i_o_t) == 4 and a_i_o_t[3].isdigit() else None,
+            alloc_cpus=int(a_i_o_t[0]) if len(a_i_o_t) == 4 and a_i_o_t[0].isdigit() else None,
+        )
+    return [
+        SlurmNode(**{**_fields(n), "partitions": tuple(dict.fromkeys(parts.get(n.name, [])))})
+        for n in nodes.values()
+    ]
+
+
+def _user(text: str | None) -> str | None:
+    """``root(0)`` -> ``root``."""
+    name = slurm_str(text)
+    return name.split("(", 1)[0] or None if name else None
+
+
+def _fields(node: SlurmNode) -> dict[str, Any]:
+    return {f: getattr(node, f) for f in SlurmNode.__slots__}
+
+
+def parse_squeue_text(text: str) -> list[SlurmJob]:
+    """``squeue -o SQUEUE_TEXT`` (with its header line)."""
+    jobs = []
+    for row in _table(text, "|"):
+        job_id = _first(row, "JOBID")
+        if not job_id:
+            raise ParseError("a squeue line without a JOBID")
+        state = (_first(row, "STATE") or "UNKNOWN").upper()
+        count_text = _first(row, "NODES") or ""
+        count = int(count_text) if count_text.isdigit() else None
+        per_node = per_gpus(slurm_str(_first(row, "TRES_PER_NODE", "GRES")))
+        reason = slurm_str(_first(row, "REASON"))
+        jobs.append(
+            SlurmJob(
+                job_id=job_id,
+                name=_first(row, "NAME") or "",
+                user=slurm_str(_first(row, "USER")),
+                state=state,
+                reason=reason,
+                partition=slurm_str(_first(row, "PARTITION")),
+                nodes=slurm_str(_first(row, "NODELIST")),
+                node_count=count,
+                gpus=per_node * (count or 1) if per_node is not None else 0,
+                submit_time=epoch_from_text(_first(row, "SUBMIT_TIME")),
+                start_time=epoch_from_text(_first(row, "START_TIME"))
+                if state != "PENDING"
+                else None,
+            )
+        )
+    return jobs
+
+
+def parse_key_values(text: str) -> list[dict[str, str]]:
+    """``scontrol show partition -o`` / ``scontrol show job``: one dict per record.
+
+    Records are separated by blank lines (or are one per line with ``-o``);
+    values run to the next ``Key=`` (so ``Nodes=a,b TRES=cpu=1,gres/gpu=8`` splits right).
+    """
+    records: list[dict[str, str]] = []
+    block: list[str] = []
+    oneline = all(ln.startswith(("PartitionName=", "JobId=", "NodeName=")) for ln in
+                  (x for x in text.splitlines() if x.strip()))  # fmt: skip
+    for line in [*text.splitlines(), ""]:
+        if not line.strip() or (oneline and block):
+            if block:
+                records.append(_kv(" ".join(block)))
+                block = []
+            if line.strip():
+                block.append(line)
+            continue
+        block.append(line)
+    return records
+
+
+_KEY = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_/:]*)=")
+
+
+def _kv(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    keys = list(_KEY.finditer(text))
+    if not keys:
+        raise ParseError(f"no Key=Value pairs in {text[:60]!r}")
+    for i, m in enumerate(keys):
+        end = keys[i + 1].start() if i + 1 < len(keys) else len(text)
+        out.setdefault(m.group(1), text[m.end() : end].strip())
+    return out
+
+
+def parse_partitions_text(text: str) -> list[Partition]:
+    """``scontrol show partition -o``."""
+    out = []
+    for rec in parse_key_values(text):
+        name = rec.get("PartitionName")
+        if not name:
+            raise ParseError("a partition record without PartitionName")
+        total = rec.get("TotalNodes", "")
+        out.append(
+            Partition(
+                name=name,
+                state=slurm_str(rec.get("State")),
+                nodes=slurm_str(rec.get("Nodes")),
+                total_nodes=int(total) if total.isdigit() else None,
+                gpus=tres_gpus(rec.get("TRES")) if "TRES" in rec else None,
+                default=rec.get("Default") == "YES",
+                max_time=slurm_str(rec.get("MaxTime")),
+            )
+        )
+    return out
+
+
+def parse_scontrol_jobs(text: str) -> list[SlurmJob]:
+    """``scontrol show job`` (text; 22.05's scontrol has no ``--json``)."""
+    jobs = []
+    for rec in parse_key_values(text):
+        job_id = rec.get("JobId")
+        if not job_id:
+            raise ParseError("a job record without JobId")
+        array, task = rec.get("ArrayJobId"), rec.get("ArrayTaskId")
+        if array and task and task.isdigit():
+            job_id = f"{array}_{task}"
+        state = (rec.get("JobState") or "UNKNOWN").upper()
+        user = rec.get("UserId", "").split("(", 1)[0] or None
+        count = rec.get("NumNodes", "").split("-", 1)[0]
+        gpus = tres_gpus(rec.get("AllocTRES")) if state == "RUNNING" else None
+        if gpus is None:
+            gpus = tres_gpus(rec.get("ReqTRES")) or per_gpus(rec.get("TresPerNode")) or 0
+        jobs.append(
+            SlurmJob(
+                job_id=job_id,
+                name=rec.get("JobName", ""),
+                user=user,
+                state=state,
+                reason=slurm_str(rec.get("Reason")),
+                partition=slurm_str(rec.get("Partition")),
+                nodes=slurm_str(rec.get("NodeList")),
+                node_count=int(count) if count.isdigit() else None,
+                gpus=gpus,
+                submit_time=epoch_from_text(rec.get("SubmitTime")),
+                start_time=epoch_from_text(rec.get("StartTime")) if state != "PENDING" else None,
+            )
+        )
+    return jobs
