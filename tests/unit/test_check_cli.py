@@ -83,7 +83,7 @@ def test_missing_file_is_a_message_not_a_traceback(
 def test_unknown_pane_without_its_plugin(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(parse(str(REPO / "inventory" / "demo.yaml"), "--layout", "overview")) == 1
     err = capsys.readouterr().err
-    assert "overview.yaml:10: rows[0].panes[1].id: unknown pane 'services.status'" in err
+    assert "overview.yaml:19: rows[2].panes[2].id: unknown pane 'services.status'" in err
 
 
 def test_plugin_section_checked_with_the_plugin_model(
