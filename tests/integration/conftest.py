@@ -240,7 +240,7 @@ def openssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenSsh
             proc.wait()
 
 
-async def wait_for(predicate: Any, timeout: float = 5.0, what: str = "condition") -> None:
+async def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> None:
     """Poll ``predicate`` until true (a small loop with a deadline, not a sleep to sync)."""
     deadline = time.monotonic() + timeout
     while not predicate():
