@@ -16,7 +16,9 @@ Faults (target: a cluster name, or a node):
 - ``kubernetes.device_plugin_crash`` (node): the NVIDIA device plugin crash-loops and
   the node's allocatable GPUs drop to 0.
 
-A powered-off host (``host.power_off``) becomes Ready=Unknown.
+A powered-off host (``host.power_off``) becomes Ready=Unknown; after the pods'
+``tolerationSeconds`` (``toleration_s``, 300 s as in a real cluster) the taint
+manager evicts them: they stay Terminating and their controllers replace them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from aiohttp import web
 
 from console.plugin import CommandReply, LabHostContext
 from plugins.kubernetes.lab_api import ApiStore, truthy
+from plugins.kubernetes.lab_disruption import disruption_target
 from plugins.kubernetes.lab_objects import pdb_429, status
 from plugins.kubernetes.lab_sim import ClusterSim
 from plugins.kubernetes.parse import format_time
@@ -279,7 +282,8 @@ class LabCluster:
             body = await request.json()
         except ValueError:
             body = {}
-        if not isinstance(body, dict) or body.get("kind") != "Eviction":
+        # An absent kind takes the endpoint's, as the apiserver's decoder defaults it.
+        if not isinstance(body, dict) or body.get("kind", "Eviction") != "Eviction":
             return web.json_response(
                 status(400, "the body must be a policy/v1 Eviction"), status=400
             )
@@ -296,13 +300,31 @@ class LabCluster:
                 ),
                 status=500,
             )
-        running = pod["status"].get("phase") == "Running"
-        if pdbs and running:
-            desired, healthy, _ = self.sim.pdb_numbers(pdbs[0])
-            if healthy - 1 < desired:
+        # As the eviction subresource: terminal and Pending pods ignore budgets; a
+        # running pod that is not Ready may go while the budget is met (IfHealthyBudget);
+        # otherwise the budget must allow a disruption now.
+        if pdbs and pod["status"].get("phase") == "Running":
+            try:
+                b = self.sim.budget_of(pdbs[0])
+            except ValueError:
+                b = None
+            unready_ok = (
+                b is not None
+                and not self.sim.is_healthy(pod)
+                and b.healthy >= b.desired
+                and b.desired > 0
+            )
+            if not unready_ok and (b is None or b.allowed == 0):
+                st = pdbs[0]["status"]
                 return web.json_response(
-                    pdb_429(pdbs[0]["metadata"]["name"], desired, healthy), status=429
+                    pdb_429(
+                        pdbs[0]["metadata"]["name"],
+                        b.desired if b else int(st.get("desiredHealthy", 0)),
+                        b.healthy if b else int(st.get("currentHealthy", 0)),
+                    ),
+                    status=429,
                 )
+        disruption_target(pod, "EvictionByEvictionAPI", "Eviction API: evicting", self.now())
         grace = (body.get("deleteOptions") or {}).get("gracePeriodSeconds")
         self._terminate(
             pod,
@@ -316,8 +338,16 @@ class LabCluster:
 class KubernetesLab:
     """``console.plugin.LabEmulation`` for the kubernetes plugin."""
 
-    def __init__(self, bookmark_s: float = 5.0) -> None:
+    def __init__(self, bookmark_s: float = 5.0, toleration_s: int = 300) -> None:
+        """
+        Args:
+            bookmark_s: seconds between BOOKMARK events of an idle watch.
+            toleration_s: the apiserver's default ``tolerationSeconds`` for the
+                ``not-ready`` / ``unreachable`` NoExecute taints (real default 300):
+                how long pods stay on a dead node before the taint manager evicts them.
+        """
         self.bookmark_s = bookmark_s
+        self.toleration_s = toleration_s
         self.clusters: dict[str, LabCluster] = {}
         self._lab: Any = None
         self._handled: set[str] = set()
@@ -331,7 +361,7 @@ class KubernetesLab:
         for name, cluster in lab.source.doc.clusters.kubernetes.items():
             members = [n for n in lab.source.nodes.values() if n.clusters.kubernetes == name]
             store = ApiStore(self.bookmark_s)
-            sim = ClusterSim(name, members, store, now, lab.seed)
+            sim = ClusterSim(name, members, store, now, lab.seed, self.toleration_s)
             lc = LabCluster(name, cluster.context or name, sim, store)
             lc.now = lab.clock.now
             host, port = await lab.serve_http(lc.app(), ssl_context=ctx)

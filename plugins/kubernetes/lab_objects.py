@@ -225,8 +225,15 @@ def pod_object(
     tolerate_all: bool = False,
     empty_dir: bool = False,
     grace: int = 30,
+    toleration_s: int = 300,
 ) -> dict[str, Any]:
-    """A Pod as created (Pending, not scheduled); the lab's scheduler binds it."""
+    """A Pod as created (Pending, not scheduled); the lab's scheduler binds it.
+
+    Unless it tolerates everything (DaemonSet, static pods), it carries the two
+    NoExecute tolerations the DefaultTolerationSeconds admission plugin adds,
+    for ``toleration_s`` (kube-apiserver's ``--default-not-ready-toleration-seconds``
+    and ``--default-unreachable-toleration-seconds``, 300 by default).
+    """
     resources: dict[str, Any] = {"requests": {"cpu": "500m", "memory": "1Gi"}}
     if gpus:
         resources["limits"] = {k: str(v) for k, v in gpus.items()}
@@ -260,13 +267,13 @@ def pod_object(
                 "effect": "NoExecute",
                 "key": "node.kubernetes.io/not-ready",
                 "operator": "Exists",
-                "tolerationSeconds": 300,
+                "tolerationSeconds": toleration_s,
             },
             {
                 "effect": "NoExecute",
                 "key": "node.kubernetes.io/unreachable",
                 "operator": "Exists",
-                "tolerationSeconds": 300,
+                "tolerationSeconds": toleration_s,
             },
         ]
     )
@@ -301,8 +308,8 @@ def pdb_object(
     selector: dict[str, str],
     *,
     created: float,
-    min_available: int | None = None,
-    max_unavailable: int | None = None,
+    min_available: int | str | None = None,
+    max_unavailable: int | str | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {"selector": {"matchLabels": selector}}
     if min_available is not None:
@@ -338,6 +345,7 @@ def event_object(
     count: int,
     first: float,
     type_: str = "Warning",
+    component: str = "default-scheduler",
 ) -> dict[str, Any]:
     meta = pod["metadata"]
     return {
@@ -362,7 +370,7 @@ def event_object(
         "count": count,
         "firstTimestamp": format_time(first),
         "lastTimestamp": format_time(now),
-        "source": {"component": "default-scheduler"},
-        "reportingComponent": "default-scheduler",
+        "source": {"component": component},
+        "reportingComponent": component,
         "reportingInstance": "",
     }

@@ -16,6 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from plugins.kubernetes.lab_api import ApiStore
+from plugins.kubernetes.lab_disruption import (
+    DisruptionMixin,
+    TaintEviction,
+    disruption_target,
+    sync_pod_ready,
+)
 from plugins.kubernetes.lab_objects import (
     event_object,
     node_object,
@@ -50,12 +56,22 @@ class Workload:
     hash: str = ""
 
 
-class ClusterSim:
+class ClusterSim(DisruptionMixin):
     def __init__(
-        self, name: str, members: list[Any], store: ApiStore, now: float, seed: int
+        self,
+        name: str,
+        members: list[Any],
+        store: ApiStore,
+        now: float,
+        seed: int,
+        toleration_s: int = 300,
     ) -> None:
         self.name = name
         self.store = store
+        self.toleration_s = toleration_s
+        """What the apiserver's DefaultTolerationSeconds gives every pod for the
+        ``not-ready`` / ``unreachable`` NoExecute taints (real default 300 s)."""
+        self.taint_eviction = TaintEviction()
         self.rng = random.Random(f"{seed}:k8s:{name}")
         self.workloads: list[Workload] = []
         self._last_event: dict[str, tuple[str, float]] = {}
@@ -312,16 +328,54 @@ class ClusterSim:
             node = nodes.get(pod["spec"].get("nodeName") or "")
             deleting = parse_time(pod["metadata"].get("deletionTimestamp"))
             if deleting is not None:
-                # The kubelet confirms the end; a node that is not Ready never does.
-                if (node is not None and self.node_ok(node)) or node is None:
+                if node is None or self._kubelet_confirms(node, deleting, now):
                     self.store.delete("pods", ApiStore.key(pod))
                 continue
             if node is not None and pod["status"]["phase"] == "Pending" and self.node_ok(node):
                 self._set_running(pod, True)
                 self.store.put("pods", pod)
+            elif node is not None and sync_pod_ready(pod, self.node_ok(node), now):
+                self.store.put("pods", pod)
+        for pod in self.taint_eviction.due(self.pods(), nodes, now):
+            self._taint_evict(pod, now)
         self._controllers(now)
         self._schedule(now, nodes)
-        self._pdb_status()
+        self.pdb_status(now)
+
+    @staticmethod
+    def _kubelet_confirms(node: dict[str, Any], deleting: float, now: float) -> bool:
+        """Whether the node's kubelet ends a Terminating pod now: at once on a Ready node
+        (the lab's containers stop fast); after the grace period on a NotReady one whose
+        kubelet still posts status; never on an unreachable node (Ready=Unknown)."""
+        ready = next(
+            (c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready"), "Unknown"
+        )
+        return ready == "True" or (ready == "False" and now >= deleting)
+
+    def _taint_evict(self, pod: dict[str, Any], now: float) -> None:
+        """The taint manager's graceful delete, its condition and its event."""
+        meta = pod["metadata"]
+        disruption_target(
+            pod, "DeletionByTaintManager", "Taint manager: deleting due to NoExecute taint", now
+        )
+        grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
+        meta["deletionTimestamp"] = format_time(now + grace)
+        meta["deletionGracePeriodSeconds"] = grace
+        self.store.put("pods", pod)
+        message = f"Marking for deletion Pod {meta['namespace']}/{meta['name']}"
+        self.store.put(
+            "events",
+            event_object(
+                pod,
+                "TaintManagerEviction",
+                message,
+                now,
+                1,
+                now,
+                type_="Normal",
+                component="taint-eviction-controller",
+            ),
+        )
 
     def _owned(self, w: Workload) -> list[dict[str, Any]]:
         return [
@@ -351,6 +405,7 @@ class ClusterSim:
                     owner=owner,
                     gpus=w.gpus,
                     empty_dir=w.kind == "Job",
+                    toleration_s=self.toleration_s,
                 )
                 self.store.put("pods", pod)
 
@@ -442,55 +497,3 @@ class ClusterSim:
                 "events", event_object(pod, "FailedScheduling", message, now, count, first or now)
             )
             self._last_event[key] = (message, now)
-
-    # ------------------------------------------------------------------ PDBs
-
-    def healthy(self, selector: dict[str, str], ns: str) -> list[dict[str, Any]]:
-        return [
-            p
-            for p in self.pods()
-            if p["metadata"]["namespace"] == ns
-            and all(p["metadata"].get("labels", {}).get(k) == v for k, v in selector.items())
-            and "deletionTimestamp" not in p["metadata"]
-            and p["status"].get("phase") == "Running"
-            and any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in p["status"].get("conditions", [])
-            )
-        ]
-
-    def pdb_numbers(self, pdb: dict[str, Any]) -> tuple[int, int, int]:
-        """(desired healthy, current healthy, expected pods) of a PDB now."""
-        ns = pdb["metadata"]["namespace"]
-        sel = pdb["spec"]["selector"]["matchLabels"]
-        w = next((x for x in self.workloads if x.name == sel.get("app")), None)
-        expected = w.replicas if w else 0
-        healthy = len(self.healthy(sel, ns))
-        if "minAvailable" in pdb["spec"]:
-            desired = int(pdb["spec"]["minAvailable"])
-        else:
-            desired = max(0, expected - int(pdb["spec"].get("maxUnavailable", 0)))
-        return desired, healthy, expected
-
-    def _pdb_status(self) -> None:
-        for pdb in list(self.store.objects["pdbs"].values()):
-            desired, healthy, expected = self.pdb_numbers(pdb)
-            st = {
-                "currentHealthy": healthy,
-                "desiredHealthy": desired,
-                "disruptionsAllowed": max(0, healthy - desired),
-                "expectedPods": expected,
-                "observedGeneration": 1,
-            }
-            if pdb["status"] != st:
-                pdb["status"] = st
-                self.store.put("pdbs", pdb)
-
-    def pdbs_for(self, pod: dict[str, Any]) -> list[dict[str, Any]]:
-        labels = pod["metadata"].get("labels", {})
-        return [
-            d
-            for d in self.store.objects["pdbs"].values()
-            if d["metadata"]["namespace"] == pod["metadata"]["namespace"]
-            and all(labels.get(k) == v for k, v in d["spec"]["selector"]["matchLabels"].items())
-        ]

@@ -12,13 +12,26 @@ from console.inventory.model import Node
 from console.plugin import Severity
 from console.widgets.line_table import Column, LineTable, Row
 from console.widgets.pane import Pane
-from plugins.power.checks import GLYPH, _num, inlet_severity, node_severity, rack_power
+from plugins.power.checks import (
+    GLYPH,
+    RackPower,
+    _num,
+    inlet_severity,
+    node_severity,
+    rack_power,
+)
 from plugins.power.config import PowerConfig, config_of
 
 RACKS_PER_BAND = 8
 """8 racks of 8 cells side by side fit an 80-column screen; more go in bands below."""
 CELL = 8
 """The narrowest rack column: glyph, 4-character name, space, 2-digit value."""
+LABEL = 3
+"""The U number column (``42`` right-aligned) and its gap."""
+CONTINUED = "│"
+"""Under a node's first line, the U it also fills (readable without colour)."""
+FREE = "·"
+"""An empty U slot in a rack."""
 _STYLE = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.UNKNOWN: "dim"}
 
 
@@ -28,19 +41,35 @@ def short_name(name: str) -> str:
     return (name[0] + m.group(1))[:4] if m else name[:4]
 
 
+def _fit(text: Text, width: int) -> Text:
+    """``text`` cut or padded to exactly ``width`` cells (the rack columns line up)."""
+    out = text.copy()
+    out.truncate(width, overflow="ellipsis")
+    out.pad_right(width - out.cell_len)
+    return out
+
+
+def _u_range(hi: int, lo: int) -> str:
+    return f"U{lo}" if hi == lo else f"U{lo}-U{hi}"
+
+
 class RackElevationPane(Pane):
-    """Racks side by side, nodes in their U slots, coloured by inlet or power (``t``)."""
+    """Racks side by side, nodes over their full U height, coloured by inlet or power (``t``).
+
+    Each line is one U, highest at the top as racks are read; a node's first line
+    carries its glyph, name and value, the U below it a continuation mark. U ranges
+    empty in every rack of a band collapse into one line so a room fits the screen.
+    """
 
     BINDINGS = [Binding("t", "toggle_metric", "Inlet/power")]
 
     def compose_body(self) -> ComposeResult:
         self.metric = str(self.ctx.options.get("metric", "inlet"))
         # Flexible rack columns (at least CELL wide): 8 racks fill 80 columns, fewer racks
-        # or a wider screen get room for full names.
-        racks = max(1, min(RACKS_PER_BAND, len(list(self.ctx.inventory.racks()))))
-        self.bands = racks
-        cols = [Column("U", 2, "right")] + [Column("", 0) for _ in range(racks)]
-        self.table = LineTable(cols, show_header=False)
+        # or a wider screen get room for full names. Lines are composed here, one cell
+        # each, so that a collapsed empty range can span every rack.
+        self.bands = max(1, min(RACKS_PER_BAND, len(list(self.ctx.inventory.racks()))))
+        self.table = LineTable([Column("", 0)], show_header=False)
         yield self.table
 
     def on_resize(self) -> None:
@@ -48,7 +77,7 @@ class RackElevationPane(Pane):
 
     def _cell_width(self) -> int:
         width = self.table.size.width or 78
-        return max(CELL, (width - 3 - self.bands) // self.bands)
+        return max(CELL, (width - LABEL - self.bands) // self.bands)
 
     def _config(self) -> PowerConfig:
         cfg = self.ctx.config
@@ -58,9 +87,18 @@ class RackElevationPane(Pane):
         self.metric = "power" if self.metric == "inlet" else "inlet"
         self.data_changed()
 
+    def lines(self) -> list[str]:
+        """The elevation as the operator reads it, without colour (for tests and copy)."""
+        return [
+            "".join(c.plain if isinstance(c, Text) else c for c in row.cells)
+            for row in self.table.rows
+        ]
+
     def _cell(self, node: Node, c: PowerConfig) -> Text:
         store = self.ctx.store
         sev = node_severity(store, c, node.name)
+        v: float | None = None
+        w: float | None = None
         if self.metric == "inlet":
             v = _num(store, node.name, "power.inlet_c")
             val = "?" if v is None else f"{v:.0f}°"
@@ -81,9 +119,124 @@ class RackElevationPane(Pane):
         # Name and value apart even in an 8-cell slot: "●g004 21" (the title gives the unit).
         if width < 2 + len(name) + len(val):
             val = val.rstrip("°")
+        if width < 2 + len(name) + len(val) and val != "off" and w is not None:
+            # Whole kW in a narrow slot ("6.5" -> "7"), under 1 kW in tenths (".5").
+            val = f".{round(w / 100)}" if w < 950 else f"{w / 1000:.0f}"
         text.append(f"{name:<{width - 1 - len(val)}}")
         text.append(val, style=_STYLE.get(vsev, ""))
         return text
+
+    def _rack_head(self, rp: RackPower, wide: bool, c: PowerConfig) -> tuple[Text, Text]:
+        """The rack's name with its PSU redundancy, and its draw against its budget."""
+        # PSU redundancy beside the rack name: "R01 ●N+1" (glyph readable without colour).
+        rsev = {"ok": Severity.OK, "lost": Severity.CRITICAL}.get(
+            rp.redundancy or "", Severity.UNKNOWN
+        )
+        word = {"ok": "N+1", "lost": "lost"}.get(rp.redundancy or "", "?")
+        head = Text(rp.name, style="bold")
+        head.append(f" {'PSU ' if wide else ''}{GLYPH[rsev]}{word}", _STYLE.get(rsev, ""))
+        over = rp.draw_kw is not None and rp.draw_kw > rp.budget_kw
+        near = rp.draw_kw is not None and rp.draw_kw > c.budget_warn_fraction * rp.budget_kw
+        sev = (
+            Severity.CRITICAL
+            if over
+            else Severity.WARNING
+            if near
+            else Severity.OK
+            if rp.draw_kw is not None
+            else Severity.UNKNOWN
+        )
+        draw = "?" if rp.draw_kw is None else f"{rp.draw_kw:.{1 if wide else 0}f}"
+        load = f"{GLYPH[sev]}{draw}/{rp.budget_kw:g}kW"
+        if wide and rp.known < rp.nodes:
+            load += f" {rp.known}/{rp.nodes}"  # some nodes' draw is unknown
+        return head, Text(load, style=_STYLE.get(sev, ""))
+
+    def _line(self, label: str, cells: list[Text], cell: int) -> Text:
+        line = Text(f"{label:>{LABEL - 1}} ")
+        for i, text in enumerate(cells):
+            line.append_text(_fit(text, cell))
+            if i < len(cells) - 1:
+                line.append(" ")
+        return line
+
+    def _band(
+        self, start: int, band: list[str], racks: dict[str, RackPower], c: PowerConfig
+    ) -> list[Row]:
+        inv, cell = self.ctx.inventory, self._cell_width()
+        wide = cell >= 14
+        heads = [self._rack_head(racks[n], wide, c) for n in band]
+        rows = [
+            Row(f"hdr:{start}", (self._line("", [h for h, _ in heads], cell),)),
+            Row(f"kw:{start}", (self._line("", [k for _, k in heads], cell),)),
+        ]
+        # Per rack, what fills each U: (node, first line?); filtered-out nodes apart.
+        fill: dict[str, dict[int, tuple[Node, bool]]] = {n: {} for n in band}
+        hidden: dict[int, set[str]] = {}
+        top = max((r.units for _room, r in inv.racks() if r.name in band), default=1)
+        for n in band:
+            for node in inv.nodes_in_rack(n):
+                if node.u is None:
+                    continue
+                high = node.u + node.u_height - 1
+                top = max(top, high)
+                shown = not self.ctx.node_filter.active or self.ctx.node_filter(node.name)
+                for u in range(node.u, high + 1):
+                    if not shown:
+                        hidden.setdefault(u, set()).add(node.name)
+                    else:
+                        # Two nodes declared in one slot: the first keeps it.
+                        fill[n].setdefault(u, (node, u == high))
+        units = {r.name: r.units for _room, r in inv.racks()}
+
+        def gap(hi: int, lo: int) -> Row:
+            names = set().union(*(hidden.get(u, set()) for u in range(lo, hi + 1)))
+            what = f"{len(names)} filtered out" if names else "empty"
+            return Row(
+                f"gap:{start}:{hi}",
+                (Text(f"{FREE:>{LABEL - 1}} {_u_range(hi, lo)} {what}", style="dim"),),
+            )
+
+        run: list[int] = []
+        for u in [*range(top, 0, -1), 0]:  # 0 closes the last run
+            if u and not any(u in fill[n] for n in band):
+                run.append(u)
+                continue
+            if len(run) > 1:
+                rows.append(gap(run[0], run[-1]))
+            elif run:  # one free U takes a line either way: draw it as slots
+                rows.append(self._slots(start, run[0], band, fill, units, cell, c))
+            run = []
+            if u:
+                rows.append(self._slots(start, u, band, fill, units, cell, c))
+        return rows
+
+    def _slots(
+        self,
+        start: int,
+        u: int,
+        band: list[str],
+        fill: dict[str, dict[int, tuple[Node, bool]]],
+        units: dict[str, int],
+        cell: int,
+        c: PowerConfig,
+    ) -> Row:
+        cells: list[Text] = []
+        first: Node | None = None
+        for n in band:
+            slot = fill[n].get(u)
+            if slot is None:
+                cells.append(Text(FREE if u <= units.get(n, 0) else "", style="dim"))
+                continue
+            node, head = slot
+            first = first or node  # enter on the line opens the first rack's node
+            cells.append(self._cell(node, c) if head else Text(CONTINUED, style="dim"))
+        return Row(
+            f"u:{start}:{u}",
+            (self._line(str(u), cells, cell),),
+            node=first.name if first else None,
+            data=(("kind", "node"), ("target", first.name if first else "")),
+        )
 
     def update_view(self) -> None:
         c = self._config()
@@ -92,69 +245,10 @@ class RackElevationPane(Pane):
         names = [rack.name for _room, rack in inv.racks()]
         rows: list[Row] = []
         for start in range(0, len(names), RACKS_PER_BAND):
-            band = names[start : start + self.bands]
-            pad = [""] * (self.bands - len(band))
-            wide = self._cell_width() >= 14
-            hdr: list[str | Text] = []
-            kw: list[str | Text] = []
-            for n in band:
-                rp = racks[n]
-                # PSU redundancy beside the rack name: "R01 ●N+1" (glyph readable without colour).
-                rsev = {"ok": Severity.OK, "lost": Severity.CRITICAL}.get(
-                    rp.redundancy or "", Severity.UNKNOWN
-                )
-                word = {"ok": "N+1", "lost": "lost"}.get(rp.redundancy or "", "?")
-                head = Text(n, style="bold")
-                head.append(f" {'PSU ' if wide else ''}{GLYPH[rsev]}{word}", _STYLE.get(rsev, ""))
-                hdr.append(head)
-                over = rp.draw_kw is not None and rp.draw_kw > rp.budget_kw
-                near = rp.draw_kw is not None and rp.draw_kw > c.budget_warn_fraction * rp.budget_kw
-                sev = (
-                    Severity.CRITICAL
-                    if over
-                    else Severity.WARNING
-                    if near
-                    else Severity.OK
-                    if rp.draw_kw is not None
-                    else Severity.UNKNOWN
-                )
-                draw = "?" if rp.draw_kw is None else f"{rp.draw_kw:.{1 if wide else 0}f}"
-                load = f"{GLYPH[sev]}{draw}/{rp.budget_kw:g}kW"
-                if wide and rp.known < rp.nodes:
-                    load += f" {rp.known}/{rp.nodes}"  # some nodes' draw is unknown
-                kw.append(Text(load, style=_STYLE.get(sev, "")))
-            rows.append(Row(f"hdr:{start}", ("", *hdr, *pad)))
-            rows.append(Row(f"kw:{start}", ("", *kw, *pad)))
-            slots: dict[int, dict[str, Node]] = {}
-            for n in band:
-                for node in inv.nodes_in_rack(n):
-                    if node.u is None or (
-                        self.ctx.node_filter.active and not self.ctx.node_filter(node.name)
-                    ):
-                        continue
-                    slots.setdefault(node.u, {})[n] = node
-            for u in sorted(slots, reverse=True):
-                cells: list[str | Text] = [str(u)]
-                first: Node | None = None
-                worst = Severity.OK
-                for n in band:
-                    slot = slots[u].get(n)
-                    if slot is None:
-                        cells.append("")
-                        continue
-                    first = first or slot
-                    worst = max(worst, node_severity(self.ctx.store, c, slot.name))
-                    cells.append(self._cell(slot, c))
-                rows.append(
-                    Row(
-                        f"u:{start}:{u}",
-                        (*cells, *pad),
-                        node=first.name if first else None,
-                        data=(("kind", "node"), ("target", first.name if first else "")),
-                    )
-                )
+            rows.extend(self._band(start, names[start : start + self.bands], racks, c))
         self.table.set_rows(rows)
-        self.border_title = f"Rack elevation · {self.metric} (t)"
+        unit = "°C" if self.metric == "inlet" else "kW"
+        self.border_title = f"Rack elevation · {self.metric} {unit} (t)"
         self.set_empty(not names, "no racks in the inventory (rooms.racks)")
 
 

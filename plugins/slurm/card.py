@@ -44,9 +44,14 @@ def card(store: StoreView, node: Node) -> Sequence[CardLine]:
             extra.append(f"{duration(time.time() - float(since.value))} ago")
         lines.append(CardLine("reason", reason.value + (f" ({', '.join(extra)})" if extra else ""),
                               sev))  # fmt: skip
+    reboot = readings.get("slurm.reboot")
     nxt = readings.get("slurm.next_state")
-    if nxt is not None and nxt.value:
-        lines.append(CardLine("reboot", f"requested, then {nxt.value}", Severity.WARNING))
+    if reboot is not None and reboot.value == "timed out":
+        lines.append(CardLine("reboot", "timed out (not back within ResumeTimeout): DOWN",
+                              Severity.CRITICAL))  # fmt: skip
+    elif nxt is not None and nxt.value:
+        when = reboot.value if reboot is not None and reboot.value else "requested"
+        lines.append(CardLine("reboot", f"{when}, then {nxt.value}", Severity.WARNING))
     total, used = readings.get("slurm.gpus_total"), readings.get("slurm.gpus_used")
     if total is not None and total.value:
         u = used.value if used is not None and used.value is not None else "?"

@@ -180,6 +180,8 @@ def node_readings(snap: Snapshot, cluster: str, now: float, source: str) -> list
             "slurm.cluster": cluster,
             "slurm.partitions": ",".join(node.partitions),
             "slurm.next_state": node.next_state or "",
+            # "timed out": Slurm set the node DOWN, "reboot timed out" (RELIABILITY.md F16).
+            "slurm.reboot": node.reboot or "",
         }
         out += [
             Reading(node.name, metric, value, ts=now, source=source, detail=node.reason or "",

@@ -38,7 +38,8 @@ _TEXT_STATES = {
     "comp": ("allocated", ("COMPLETING",)),
     "completing": ("allocated", ("COMPLETING",)),
     "maint": ("idle", ("MAINTENANCE",)),
-    "reboot": ("idle", ("REBOOT_REQUESTED",)),
+    # sinfo's "reboot^" is a node whose reboot was issued: JSON calls it DOWN+REBOOT_ISSUED.
+    "reboot": ("down", ()),
     "inval": ("invalid", ()),
     "unk": ("unknown", ()),
     "powered_down": ("idle", ("POWERED_DOWN",)),
@@ -46,6 +47,8 @@ _TEXT_STATES = {
 _BASE_STATES = (
     "idle", "allocated", "mixed", "down", "error", "future", "unknown", "invalid",
 )  # fmt: skip
+REBOOT_TIMED_OUT = "reboot timed out"
+"""slurmctld's reason when a rebooted node did not come back within ResumeTimeout (it sets DOWN)."""
 _UNSET_WORDS = {"", "n/a", "unknown", "none", "(null)", "invalid"}
 
 
@@ -78,6 +81,17 @@ class SlurmNode:
     def state_text(self) -> str:
         """``idle+DRAIN``: Slurm's own words, for details."""
         return "+".join((self.state, *self.flags))
+
+    @property
+    def reboot(self) -> str | None:
+        """``timed out`` (DOWN, Slurm's reason "reboot timed out"), ``issued``, ``requested``."""
+        if self.state == "down" and REBOOT_TIMED_OUT in (self.reason or "").lower():
+            return "timed out"
+        if "REBOOT_ISSUED" in self.flags:
+            return "issued"
+        if "REBOOT_REQUESTED" in self.flags:
+            return "requested"
+        return None
 
     @property
     def allocation(self) -> str:
@@ -132,6 +146,8 @@ class Partition:
     gpus: int | None
     default: bool = False
     max_time: str | None = None
+    node_states: tuple[tuple[str, int], ...] = ()
+    """Nodes per state (``(("alloc", 109), ("idle", 19))``) when the source says; else empty."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -218,6 +234,8 @@ def split_state(raw: Any, flags: Any = None) -> tuple[str, tuple[str, ...]]:
         text = text[:-1]
     parts = text.split("+")
     base, flags_of = _TEXT_STATES.get(parts[0], (parts[0], ()))
+    if parts[0] == "reboot" and not suffix_flags:
+        flags_of = ("REBOOT_REQUESTED",)
     if base not in _BASE_STATES:
         base = "unknown"
     more = tuple(p.upper() for p in parts[1:])

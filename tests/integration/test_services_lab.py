@@ -100,7 +100,9 @@ def svc(name: str, node: str | None = None) -> Target:
     return Target("service", name, node=node)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 15.0) -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, timeout: float = 15.0
+) -> None:
     """Poll an async predicate until true, with a deadline (no sleeping to synchronise)."""
     deadline = time.monotonic() + timeout
     while not await check():

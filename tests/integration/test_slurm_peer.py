@@ -265,6 +265,63 @@ async def test_drain_and_resume_through_the_runner_show_in_sinfo_json(
         audit.close()
 
 
+async def test_reboot_asap_through_the_runner_shows_pending_in_sinfo_and_scontrol(
+    slurm_peer: SlurmPeer, transports: Transports, tmp_path: Path
+) -> None:
+    # A busy node keeps an ASAP reboot pending (an idle one would reboot at once:
+    # RebootProgram=/bin/true, and the fake node would never come back).
+    job_id = slurm_peer.run(
+        "sbatch", "--parsable", "-o", "/dev/null", "-J", "busy", "-w", "gpu02",
+        "--wrap", "sleep 120",
+    ).strip()  # fmt: skip
+    inv = peer_inventory()
+    audit = AuditLog(tmp_path / "audit.db", fallback_path=tmp_path / "fallback.jsonl")
+    runner = ActionRunner(
+        audit,
+        inv,
+        transports,
+        Store(),
+        Operator(user="alice"),
+        Role.OPERATOR,
+        False,
+        inv.plugin_configs,
+    )
+    target = Target("node", "gpu02", node="gpu02")
+    try:
+
+        async def running() -> bool:
+            return "RUN" in slurm_peer.run("squeue", "-h", "-j", job_id, "-o", "%T")
+
+        await wait_until(running, f"job {job_id} to run on gpu02")
+        plan = await runner.plan(
+            SPECS["slurm.reboot"], [target], {"next_state": "resume", "reason": "new firmware"}
+        )
+        assert plan.confirm_text  # destructive: typed confirmation
+        (result,) = await runner.execute(plan, plan.confirm_text)
+        assert result.outcome == "ok", result.detail
+        assert "REBOOT_REQUESTED" in result.detail, result.detail
+        node = slurm_peer.sinfo_node("gpu02")
+        assert {"DRAIN", "REBOOT_REQUESTED"} <= set(node["state_flags"]), node["state_flags"]
+        assert "RESUME" in node["next_state_after_reboot_flags"]
+        assert node["reason"] == "alice: new firmware"
+        shown = slurm_peer.run("scontrol", "show", "node", "gpu02")
+        assert "REBOOT_REQUESTED" in shown and "NextState=RESUME" in shown, shown
+        # the plugin's own reading of the same cluster
+        snap = await read_cluster(ctx(transports, inv), "testcluster")
+        (mine,) = [n for n in snap.nodes if n.name == "gpu02"]
+        assert (mine.reboot, mine.next_state, mine.allocation) == ("requested", "resume", "drain")
+        phases = [(r.phase, r.action, r.outcome) for r in audit.page(newest_first=False)]
+        assert phases == [("intent", "slurm.reboot", ""), ("result", "slurm.reboot", "ok")]
+    finally:
+        audit.close()
+        # each step even if the one before failed: later tests need gpu02 in service
+        for argv in (["scontrol", "cancel_reboot", "gpu02"], ["scancel", job_id]):
+            subprocess.run(argv, env=slurm_peer.env, capture_output=True, timeout=30)
+    # cancel_reboot undoes the ASAP drain too: the node is back in service
+    node = slurm_peer.sinfo_node("gpu02")
+    assert not {"DRAIN", "REBOOT_REQUESTED", "REBOOT_ISSUED"} & set(node["state_flags"])
+
+
 async def test_hold_release_and_cancel_a_real_pending_job(
     slurm_peer: SlurmPeer, transports: Transports, tmp_path: Path
 ) -> None:

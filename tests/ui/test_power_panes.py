@@ -28,18 +28,25 @@ async def test_power_layout_shows_racks_nodes_in_u_slots_and_the_room_summary(
         elevation = app.query_one(RackElevationPane)
         elevation.data_changed()
         rows = {r.key: r for r in elevation.table.rows}
-        header = [getattr(c, "plain", c) for c in rows["hdr:0"].cells]
+        lines = elevation.lines()
+        header = lines[0].split()
         # Each rack's name with its PSU redundancy glyph and word, 4 racks in 4 columns.
-        assert [h.split()[0] for h in header[1:]] == ["R01", "R02", "R03", "R04"]
-        assert all(h.split()[-1][0] in "●▲✖?" for h in header[1:])
-        kw = rows["kw:0"].cells[1].plain  # type: ignore[union-attr]
-        assert kw[0] in "●▲✖?" and kw.endswith("/40kW")  # R01's budget, glyph first
-        slot = rows["u:0:3"]  # gpu001 and gpu005 at U3
-        cell = slot.cells[1].plain  # type: ignore[union-attr]
+        assert [w for w in header if w.startswith("R0")] == ["R01", "R02", "R03", "R04"]
+        assert all(w.split()[-1][0] in "●▲✖?" for w in lines[0].split("R0")[1:])
+        kw = lines[1].split()
+        assert kw[0][0] in "●▲✖?" and kw[0].endswith("/40kW")  # R01's budget, glyph first
+        # gpu001 and gpu005 are 4U at U3-U6: the name on U6, a continuation mark below.
+        top = lines[[r.key for r in elevation.table.rows].index("u:0:6")]
         # 4 racks at 80 columns leave room for the full name, apart from the value.
-        assert cell[0] in "●▲✖?" and cell[1:].startswith("gpu001 ")
-        assert cell.rstrip().endswith("°")
-        assert all(len(c.plain) <= 19 for c in slot.cells[1:] if hasattr(c, "plain"))
+        assert top.split()[0] == "6" and top.split()[1][0] in "●▲✖?"
+        assert top.split()[1][1:] == "gpu001" and top.split()[2].endswith("°")
+        assert rows["u:0:6"].node == "gpu001"
+        assert lines[[r.key for r in elevation.table.rows].index("u:0:5")].split()[:3] == [
+            "5",
+            "│",
+            "│",
+        ]
+        assert any(line.strip().startswith("· U") and "empty" in line for line in lines)
         elevation.focus()
         await pilot.press("t")
         assert elevation.metric == "power"

@@ -18,6 +18,7 @@ from plugins.slurm.parse_json import load_document, parse_jobs_json, parse_nodes
 from plugins.slurm.parse_text import (
     parse_partitions_text,
     parse_scontrol_jobs,
+    parse_sinfo_summary,
     parse_sinfo_text,
     parse_squeue_text,
 )
@@ -137,6 +138,9 @@ def test_squeue_fallback_text_reads_gpus_per_node_times_nodes() -> None:
         ("draining", None, "allocated", ("DRAIN",)),
         ("down*", None, "down", ("NOT_RESPONDING",)),
         ("mixed-", None, "mixed", ("PLANNED",)),
+        # sinfo -N of a node whose reboot was issued (22.05, seen on the real peer);
+        # its JSON says state "down", flags DRAIN, REBOOT_ISSUED
+        ("reboot^", None, "down", ("REBOOT_ISSUED",)),
         ("???", None, "unknown", ()),
     ],
 )
@@ -254,6 +258,170 @@ def test_arbitrary_json_raises_only_parse_error(value: object) -> None:
 @settings(max_examples=150, deadline=None)
 @given(st.text(max_size=300))
 def test_arbitrary_text_raises_only_parse_error(text: str) -> None:
-    for fn in (parse_nodes, parse_jobs, parse_partitions_text, parse_scontrol_jobs, parse_snapshot):
+    for fn in (
+        parse_nodes,
+        parse_jobs,
+        parse_partitions_text,
+        parse_scontrol_jobs,
+        parse_snapshot,
+        parse_sinfo_summary,
+    ):
         with contextlib.suppress(ParseError):
             fn(text)
+
+
+# --------------------------------------------------------------------------- every sample
+
+
+def test_plain_sinfo_partition_summary_golden() -> None:
+    parts = {p.name: p for p in parse_sinfo_summary(sample("colonialone-sinfo.txt"))}
+    assert len(parts) == 13
+    defq = parts["defq"]
+    assert (defq.default, defq.state, defq.total_nodes) == (True, "up", 128)
+    assert defq.node_states == (("alloc", 109), ("idle", 19))
+    assert defq.nodes == "node[033-160]"
+    # "14-00:00:0" is the 14-day limit cut by sinfo's 10-character column: not a time
+    assert defq.max_time is None and parts["256gb"].max_time is None
+    assert parts["gpu"].max_time == "7-00:00:00" and parts["debug"].max_time == "4:00:00"
+    assert parts["allgpu-noecc"].nodes == "node[001-032,333-353]"
+    assert parts["2tb"].node_states == (("alloc", 1),) and parts["2tb"].nodes == "node901"
+    # the summary does not say how many GPUs: unknown, not 0
+    assert all(p.gpus is None for p in parts.values())
+    assert [p.name for p in parts.values() if p.default] == ["defq"]
+
+
+def test_plain_sinfo_is_refused_as_per_node_output_saying_why() -> None:
+    with pytest.raises(ParseError, match=r"partition summary \(plain sinfo\).*sinfo -N"):
+        parse_nodes(sample("colonialone-sinfo.txt"))
+    with pytest.raises(ParseError, match="not plain sinfo output"):
+        parse_sinfo_summary(sample("gcm-sinfo-custom-pipe-format.txt"))
+
+
+def test_headerless_squeue_with_a_custom_separator_is_refused_not_guessed() -> None:
+    text = sample("gcm-squeue-custom-format.txt")
+    with pytest.raises(ParseError, match=r"no JOBID column.*headerless.*unknown columns"):
+        parse_squeue_text(text)
+    with pytest.raises(ParseError, match="headerless"):
+        parse_jobs(text)
+    with pytest.raises(ParseError, match="headerless"):
+        parse_squeue_text(text, sep="|#")
+
+
+GCM_SQUEUE_O = (  # noqa: SIM905 - one word per -O field, as gcm writes them
+    "TRES-PER-NODE MINCPUS JOBARRAYID JOBID NAME TIMELIMIT MINMEMORY COMMAND PRIORITY STATE "
+    "USERNAME NUMCPUS NUMNODES TIMELEFT TIMEUSED NODELIST DEPENDENCY EXCNODES STARTTIME "
+    "SUBMITTIME ELIGIBLETIME ACCRUETIME PENDINGTIME COMMENT PARTITION ACCOUNT QOS REASON "
+    "TRES-ALLOC RESERVATION REQUEUE FEATURE RESTARTCNT SCHEDNODES LASTSCHEDEVAL"
+).split()
+"""gcm's ``squeue --all --noheader -O FIELD:|#,...`` (gcm/monitoring/slurm/client.py builds it
+from JOB_DATA_SLURM_FIELDS, gcm/schemas/slurm/squeue.py): the format that made the sample."""
+
+
+def test_headerless_squeue_reads_with_the_format_that_produced_it() -> None:
+    jobs = {j.job_id: j for j in parse_squeue_text(
+        sample("gcm-squeue-custom-format.txt"), GCM_SQUEUE_O, "|#")}  # fmt: skip
+    assert list(jobs) == ["45704744", "42953390_320", "42956774_3", "22783212",
+                          "42271120_[7-8%1]"]  # fmt: skip
+    bash = jobs["45704744"]
+    # running: GPUs from TRES-ALLOC (TRES-PER-NODE is N/A)
+    assert (bash.state, bash.user, bash.nodes, bash.gpus) == ("RUNNING", "test_user", "node1321", 2)
+    assert bash.reason is None and bash.start_time is not None
+    big = jobs["42956774_3"]
+    assert (big.node_count, big.gpus) == (32, 256)
+    assert jobs_by_node([big])["node1283"] == [big]
+    dep = jobs["22783212"]
+    assert (dep.state, dep.reason, dep.gpus, dep.start_time) == (
+        "PENDING", "DependencyNeverSatisfied", 0, None)  # fmt: skip
+    arr = jobs["42271120_[7-8%1]"]
+    assert (arr.reason, arr.gpus, arr.node_count) == ("JobArrayTaskLimit", 160, 20)
+
+
+def test_every_slurm_sample_has_a_test_here() -> None:
+    if not SAMPLES.is_dir():
+        pytest.skip("samples absent")
+    here = Path(__file__).read_text(encoding="utf-8")
+    names = [p.name for p in SAMPLES.iterdir() if not p.name.endswith(".source.txt")]
+    assert names and [n for n in names if f'"{n}"' not in here] == []
+
+
+# --------------------------------------------------------------------------- reboot timed out
+
+
+def _timed_out_24_05() -> str:
+    """A real 24.05 node (slurmweb sample) as slurmctld leaves it when its reboot passed
+    ResumeTimeout: DOWN (DRAIN kept from ``reboot ASAP``), reason "reboot timed out"."""
+    doc = json.loads(sample("slurmweb-24.05-slurmrestd-nodes.json"))
+    node = doc["nodes"][0]
+    node |= {
+        "state": ["DOWN", "DRAIN"],
+        "reason": "reboot timed out",
+        "reason_set_by_user": "slurm",
+        "reason_changed_at": {"set": True, "infinite": False, "number": 1732800000},
+    }
+    doc["nodes"] = [node]
+    return json.dumps(doc)
+
+
+def _timed_out_21_08() -> str:
+    doc = json.loads(sample("rivos-sinfo-json-21.08.5.json"))
+    node = doc["nodes"][0]
+    node |= {"state": "down", "state_flags": ["DRAIN"], "reason": "reboot timed out",
+             "reason_set_by_user": "root", "reason_changed_at": 1732800000}  # fmt: skip
+    doc["nodes"] = [node]
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize("make", [_timed_out_24_05, _timed_out_21_08])
+def test_a_reboot_past_resume_timeout_shows_down_reboot_timed_out(make: object) -> None:
+    from console.store import Store
+    from console.workloads import out_of_service
+
+    assert callable(make)
+    (node,) = parse_nodes(make())
+    assert (node.state, node.allocation, node.reboot) == ("down", "down", "timed out")
+    assert node.reason == "reboot timed out" and node.reason_since == 1732800000.0
+    assert node.out_of_service
+    snap = Snapshot([node], [], [], "ssh")
+    readings = {r.metric: r.value for r in node_readings(snap, "t", 1732800100.0, "ssh")}
+    assert readings["slurm.allocation"] == "down"
+    assert readings["slurm.reason"] == "reboot timed out"
+    assert readings["slurm.reboot"] == "timed out"
+    assert str(readings["slurm.state"]).startswith("down")
+    # the "nodes out of service" pane draws exactly this (console.workloads.out_of_service)
+    store = Store()
+    store.put(node_readings(snap, "t", 1732800100.0, "ssh"))
+    (row,) = out_of_service(store)
+    assert (row.node, row.scheduler, row.allocation, row.reason) == (
+        node.name, "slurm", "down", "reboot timed out")  # fmt: skip
+    assert row.since == 1732800000.0 and row.by in ("slurm", "root")
+
+
+def test_the_node_card_says_the_reboot_timed_out_and_alerts_are_critical() -> None:
+    from console.inventory.load import inventory_from_data
+    from console.plugin import Severity
+    from console.store import Store
+    from plugins.slurm.card import card
+    from plugins.slurm.checks import alerts
+
+    (node,) = parse_nodes(_timed_out_24_05())
+    inv = inventory_from_data(
+        {"site": {"name": "t"}, "nodes": [{"nodes": node.name, "role": "cpu"}]}, None
+    )
+    store = Store()
+    store.put(node_readings(Snapshot([node], [], [], "ssh"), "t", 1732800100.0, "ssh"))
+    lines = {line.label: line for line in card(store, inv.nodes[node.name])}
+    assert "timed out" in lines["reboot"].text and lines["reboot"].severity == Severity.CRITICAL
+    assert lines["reason"].text.startswith("reboot timed out")
+    (finding,) = alerts(store, inv)
+    assert finding.severity == Severity.CRITICAL
+    assert "down in Slurm: reboot timed out" in finding.message
+
+
+def test_a_pending_reboot_is_requested_not_timed_out() -> None:
+    from plugins.slurm.model import SlurmNode
+
+    node = SlurmNode("n", "mixed", ("DRAIN", "REBOOT_REQUESTED"), reason="alice: fw")
+    assert node.reboot == "requested" and node.allocation == "drain"
+    assert SlurmNode("n", "down", ("DRAIN", "REBOOT_ISSUED")).reboot == "issued"
+    # DOWN for another reason is not a timed-out reboot
+    assert SlurmNode("n", "down", (), reason="Not responding").reboot is None
