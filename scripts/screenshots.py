@@ -33,8 +33,12 @@ async def _prepare(tmp: Path) -> Session:
     faults.inject("services.slow", "mlflow", {"delay_ms": 1500})
     faults.inject("services.down", "qdrant")
     faults.inject("host.down", "cpu04")
-    for _ in range(2):  # two rounds: a collector must fail twice before it alerts
+    faults.inject("gpu.fell_off_bus", "gpu007")
+    faults.inject("power.psu_lost", "gpu008")
+    faults.inject("infiniband.low_rate", "gpu002")
+    for _ in range(3):  # a collector must fail twice before it alerts; rates need two reads
         await session.poller.poll_once()
+        await asyncio.sleep(1.0)
     # One restart on the record, so the audit screen has something to show.
     spec = session.registry.actions()["services.restart"]
     config = session.inventory.plugin_configs.get("services")
@@ -64,6 +68,8 @@ async def _shot(session: Session, name: str, size: tuple[int, int], steps: str =
             app.action_audit()
         elif steps == "help":
             app.action_help()
+        elif steps.startswith("layout:"):
+            await app.action_layout(steps.removeprefix("layout:"))
         await pilot.pause(0.5)
         app.save_screenshot(f"{name}.svg", str(OUT))
         if isinstance(app.screen, ConfirmScreen):
@@ -78,6 +84,11 @@ async def main() -> None:
         session = await _prepare(Path(tmp))
         try:
             await _shot(session, "overview-80x24", (80, 24))
+            await _shot(session, "power-80x24", (80, 24), "layout:power")
+            await _shot(session, "gpu-80x24", (80, 24), "layout:gpu")
+            await _shot(session, "fabric-80x24", (80, 24), "layout:fabric")
+            await _shot(session, "queues-80x24", (80, 24), "layout:queues")
+            await _shot(session, "oncall-80x24", (80, 24), "layout:oncall")
             await _shot(session, "overview-160x48", (160, 48))
             await _shot(session, "node-card", (80, 24), "card")
             await _shot(session, "confirm-restart", (80, 24), "confirm")
