@@ -11,7 +11,7 @@ import asyncio
 import fcntl
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -53,6 +53,8 @@ class Session:
     """Actions found with an intent and no result when this console started."""
     notices: list[str] = field(default_factory=list)
     """Things to tell the operator once the screen is up."""
+    background: set[asyncio.Future[Any]] = field(default_factory=set)
+    """Audit writes started from callbacks (kept so they are not garbage-collected)."""
     console_lock: TextIO | None = None
     """Held while this console runs; None when another console holds it (a warning)."""
 
@@ -88,6 +90,8 @@ class Session:
     async def stop(self) -> None:
         if self.poller is not None:
             await self.poller.stop()
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
         for plugin in self.plugins:
             if plugin.shutdown is None:
                 continue
@@ -125,6 +129,33 @@ def hold_console_lock(audit_path: Path) -> TextIO | None:
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
+
+
+def _host_key_recorder(session: Session) -> Callable[[str, str], None]:
+    """Records a refused host key in the audit log, once per host per console run.
+
+    A changed key may be a reinstalled host or a machine in the middle; either way
+    an operator must see it on the record, not only in a collector's error.
+    """
+    seen: set[str] = set()
+
+    def record(node: str, message: str) -> None:
+        if node in seen or session.audit is None:
+            return
+        seen.add(node)
+        task = asyncio.ensure_future(
+            session.audit.append_async(
+                "security",
+                action="ssh.hostkey_rejected",
+                targets=[node],
+                outcome="refused",
+                detail=message,
+            )
+        )
+        session.background.add(task)
+        task.add_done_callback(session.background.discard)
+
+    return record
 
 
 async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] = ()) -> Session:
@@ -220,6 +251,7 @@ async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] 
     )
     for broken in registry.broken:
         session.notices.append(f"plugin {broken.name} failed to load: {broken.error}")
+    transports.ssh.on_host_key_rejected = _host_key_recorder(session)
     session.poller = Poller(store, inventory, transports, registry.collectors())
     if options.poll:
         session.poller.start()

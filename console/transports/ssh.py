@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -239,6 +240,9 @@ class SshPool:
         self.in_flight = 0
         """Commands running now (tests check it never passes max_concurrency)."""
         self.peak_in_flight = 0
+        self.on_host_key_rejected: Callable[[str, str], None] | None = None
+        """Told (node name, message) when a host's key is refused: a security event the
+        session records in the audit log (RELIABILITY.md F4), whoever was connecting."""
 
     # ------------------------------------------------------------------ public
 
@@ -303,18 +307,23 @@ class SshPool:
             entry = self._conns.get(key)
             if entry is not None and not entry.conn.is_closed():
                 return entry
-            conn = await connect_verified(
-                key.host,
-                key.port,
-                username=key.user,
-                known_hosts=key.known_hosts,
-                client_keys=self._client_keys(key, node.name),
-                label=node.name,
-                connect_timeout=self.connect_timeout,
-                login_timeout=self.login_timeout,
-                keepalive_interval=self.keepalive_interval,
-                keepalive_count_max=self.keepalive_count_max,
-            )
+            try:
+                conn = await connect_verified(
+                    key.host,
+                    key.port,
+                    username=key.user,
+                    known_hosts=key.known_hosts,
+                    client_keys=self._client_keys(key, node.name),
+                    label=node.name,
+                    connect_timeout=self.connect_timeout,
+                    login_timeout=self.login_timeout,
+                    keepalive_interval=self.keepalive_interval,
+                    keepalive_count_max=self.keepalive_count_max,
+                )
+            except HostKeyRejected as exc:
+                if self.on_host_key_rejected is not None:
+                    self.on_host_key_rejected(node.name, str(exc))
+                raise
             self.stats.connects += 1
             entry = self._conns[key] = _Entry(conn)
             return entry

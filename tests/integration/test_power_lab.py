@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from console.actions import ActionRefused, ActionRunner
-from console.audit import AuditLog
-from console.identity import Operator
 from console.inventory.load import inventory_from_data
 from console.inventory.model import Inventory
 from console.lab import Lab
-from console.plugin import Role, Target
+from console.plugin import Target
 from console.store import Store
 from console.transports import TransportError, Transports
 from plugins.power.actions import ACTIONS
@@ -23,6 +20,14 @@ from plugins.power.checks import alerts
 from plugins.power.collect import collect_bmc
 from plugins.power.lab import PowerLab
 from plugins.power.manifest import plugin as power_plugin
+from tests.integration.support import (
+    action_runner,
+    by_metric,
+    ctx_for,
+    emulation,
+    open_transports,
+    running_lab,
+)
 
 BMC = {
     "address": "{name}-bmc",
@@ -57,45 +62,28 @@ def power_inventory() -> Inventory:
     )
 
 
-@dataclass
-class Ctx:
-    inventory: Inventory
-    transports: Transports
-    config: Any
-
-
 @pytest.fixture
 async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    the_lab = Lab(power_inventory(), tmp_path / "lab", [power_plugin], seed=7)
-    await the_lab.start()
-    try:
+    async with running_lab(power_inventory(), tmp_path / "lab", [power_plugin], 7) as the_lab:
         yield the_lab
-    finally:
-        await the_lab.stop()
 
 
 @pytest.fixture
 async def transports() -> AsyncIterator[Transports]:
-    t = Transports.create()
-    try:
+    async with open_transports() as t:
         yield t
-    finally:
-        await t.close()
 
 
 def emu(lab: Lab) -> PowerLab:
-    e = lab.emulations["power"]
-    assert isinstance(e, PowerLab)
-    return e
+    return emulation(lab, "power", PowerLab)
 
 
 async def poll(
     lab: Lab, transports: Transports, name: str, inv: Inventory | None = None
 ) -> dict[str, Any]:
     inv = inv or lab.inventory
-    ctx = Ctx(inv, transports, inv.plugin_configs["power"])
-    readings = await collect_bmc(ctx, Target("node", name, node=name))
-    return {r.metric: r for r in readings}
+    readings = await collect_bmc(ctx_for(inv, transports, "power"), Target("node", name, node=name))
+    return by_metric(readings)
 
 
 async def test_the_lab_points_bmcs_at_https_servers_with_the_certificate_pinned(lab: Lab):
@@ -195,20 +183,8 @@ async def test_an_inlet_rising_fault_warms_the_inlet(lab: Lab, transports: Trans
 
 @pytest.fixture
 async def runner(lab: Lab, tmp_path: Path, transports: Transports) -> AsyncIterator[ActionRunner]:
-    audit = AuditLog(tmp_path / "audit.db", fallback_path=tmp_path / "fallback.jsonl")
-    try:
-        yield ActionRunner(
-            audit,
-            lab.inventory,
-            transports,
-            Store(),
-            Operator(user="alice"),
-            Role.OPERATOR,
-            False,
-            lab.inventory.plugin_configs,
-        )
-    finally:
-        audit.close()
+    async with action_runner(lab.inventory, transports, tmp_path / "audit.db") as the_runner:
+        yield the_runner
 
 
 async def test_power_off_is_typed_confirmed_audited_read_back_and_ssh_then_fails(

@@ -355,3 +355,31 @@ async def test_stopping_the_session_runs_every_plugins_shutdown(tmp_path: Path) 
     session = await start_session(options, extra_plugins=extra)
     await session.stop()
     assert stopped == ["done"]  # a failing shutdown does not keep the next from running
+
+
+async def test_a_rotated_host_key_is_refused_and_recorded_once_in_the_audit_log(
+    demo_session: Session,
+) -> None:
+    import asyncio
+
+    from console.session import _host_key_recorder
+    from console.transports.ssh import SshPool
+
+    lab, poller, transports = demo_session.lab, demo_session.poller, demo_session.transports
+    assert lab is not None and poller is not None and transports is not None
+    # A fresh pool: the pooled connection made before the rotation would hide it.
+    await transports.ssh.close()
+    transports.ssh = SshPool()
+    transports.ssh.on_host_key_rejected = _host_key_recorder(demo_session)
+    lab.faults.inject("host.key_rotated", "cpu02")
+    commands_before = len(lab.hosts["cpu02"].commands)
+    for _ in range(2):
+        await poller.poll_once(lambda job: job.target.node == "cpu02")
+    await asyncio.gather(*demo_session.background)
+    assert len(lab.hosts["cpu02"].commands) == commands_before  # nothing was sent
+    db = demo_session.options.audit_db
+    assert db is not None
+    rows = [r for r in audit_rows(db) if r["phase"] == "security"]
+    assert len(rows) == 1
+    assert rows[0]["action"] == "ssh.hostkey_rejected" and "cpu02" in str(rows[0]["targets"])
+    assert "HOST KEY REJECTED" in str(rows[0]["detail"])

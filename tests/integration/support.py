@@ -1,0 +1,146 @@
+"""Scaffolding shared by the plugin integration tests: a running lab, a collector
+context, an ActionRunner with its audit log, and small reading helpers.
+
+Plain helpers (not fixtures) so each test file keeps its own fixtures, seeds and
+inventories and states them in one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from console.actions import ActionRunner
+from console.audit import AuditLog
+from console.identity import Operator
+from console.inventory.model import Inventory
+from console.lab import Lab
+from console.plugin import Plugin, Reading, Role
+from console.store import Store
+from console.transports import Transports
+
+E = TypeVar("E")
+
+
+@asynccontextmanager
+async def running_lab(
+    inventory: Inventory,
+    state_dir: Path,
+    plugins: Sequence[Plugin],
+    seed: int,
+    *,
+    before_stop: Callable[[], Awaitable[Any]] | None = None,
+) -> AsyncIterator[Lab]:
+    """A started lab, stopped on exit (``before_stop`` first, e.g. to end watches)."""
+    lab = Lab(inventory, state_dir, plugins, seed=seed)
+    await lab.start()
+    try:
+        yield lab
+    finally:
+        if before_stop is not None:
+            await before_stop()
+        await lab.stop()
+
+
+@asynccontextmanager
+async def open_transports() -> AsyncIterator[Transports]:
+    """Fresh transports, closed on exit."""
+    transports = Transports.create()
+    try:
+        yield transports
+    finally:
+        await transports.close()
+
+
+@dataclass(frozen=True)
+class CollectCtx:
+    """What a collector is given: the inventory, the transports and its plugin's config."""
+
+    inventory: Inventory
+    transports: Any
+    config: Any = None
+
+
+def ctx_for(inventory: Inventory, transports: Any, plugin_name: str | None = None) -> CollectCtx:
+    """A collector context for ``plugin_name``'s config in ``inventory`` (None: no config)."""
+    config = None if plugin_name is None else inventory.plugin_configs[plugin_name]
+    return CollectCtx(inventory, transports, config)
+
+
+@asynccontextmanager
+async def collect_context(lab: Lab, plugin_name: str) -> AsyncIterator[CollectCtx]:
+    """A collector context on the lab's inventory with its own transports, closed on exit."""
+    async with open_transports() as transports:
+        yield ctx_for(lab.inventory, transports, plugin_name)
+
+
+@asynccontextmanager
+async def action_runner(
+    inventory: Inventory,
+    transports: Transports | None,
+    audit_db: Path,
+    *,
+    role: Role = Role.OPERATOR,
+    read_only: bool = False,
+    user: str = "alice",
+    fallback: Path | None = None,
+) -> AsyncIterator[ActionRunner]:
+    """An ActionRunner with an audit log at ``audit_db`` and an empty Store.
+
+    With ``transports`` None the runner gets its own, closed on exit; given ones
+    are left open for their owner. The audit log is closed on exit.
+    """
+    audit = AuditLog(audit_db, fallback_path=fallback or audit_db.with_name("fallback.jsonl"))
+    own = Transports.create() if transports is None else None
+    try:
+        yield ActionRunner(
+            audit,
+            inventory,
+            transports or own,  # type: ignore[arg-type]
+            Store(),
+            Operator(user=user),
+            role,
+            read_only,
+            inventory.plugin_configs,
+        )
+    finally:
+        audit.close()
+        if own is not None:
+            await own.close()
+
+
+def emulation(lab: Lab, name: str, cls: type[E]) -> E:
+    """The lab's emulation of plugin ``name``, checked to be a ``cls``."""
+    found = lab.emulations[name]
+    assert isinstance(found, cls)
+    return found
+
+
+def by_metric(readings: Iterable[Reading], target: str | None = None) -> dict[str, Reading]:
+    """Readings by metric, only those of ``target`` when given."""
+    return {r.metric: r for r in readings if target is None or r.target == target}
+
+
+def values(readings: Iterable[Reading], target: str | None = None) -> dict[str, Any]:
+    """Reading values by metric, only those of ``target`` when given."""
+    return {m: r.value for m, r in by_metric(readings, target).items()}
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], what: str, timeout: float = 15.0, interval: float = 0.05
+) -> Any:
+    """Poll an async check until it returns something truthy, and return it (a deadline,
+    not a sleep to synchronise)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
