@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from console.actions import ActionRunner
 from console.audit import AuditLog
 from console.identity import Operator
@@ -45,6 +47,29 @@ async def running_lab(
         if before_stop is not None:
             await before_stop()
         await lab.stop()
+
+
+def lab_fixture(
+    inventory: Callable[[], Inventory],
+    plugins: Callable[[], Sequence[Plugin]] | Sequence[Plugin],
+    seed: int,
+    *,
+    before_stop: Callable[[], Awaitable[Any]] | None = None,
+) -> Any:
+    """A ``lab`` fixture: a fresh running lab per test, its state in ``tmp_path / "lab"``.
+
+    ``plugins`` may be a callable, for emulations that must be new for each test.
+    """
+
+    @pytest.fixture(name="lab")
+    async def _lab(tmp_path: Path) -> AsyncIterator[Lab]:
+        chosen = plugins() if callable(plugins) else plugins
+        async with running_lab(
+            inventory(), tmp_path / "lab", chosen, seed, before_stop=before_stop
+        ) as lab:
+            yield lab
+
+    return _lab
 
 
 @asynccontextmanager
@@ -112,6 +137,29 @@ async def action_runner(
         audit.close()
         if own is not None:
             await own.close()
+
+
+def ctx_fixture(plugin_name: str) -> Any:
+    """A ``ctx`` fixture: a collector context for ``plugin_name`` on the test's ``lab``."""
+
+    @pytest.fixture(name="ctx")
+    async def _ctx(lab: Lab) -> AsyncIterator[CollectCtx]:
+        async with collect_context(lab, plugin_name) as ctx:
+            yield ctx
+
+    return _ctx
+
+
+def runner_fixture(*, role: Role = Role.OPERATOR) -> Any:
+    """A ``runner`` fixture: an ActionRunner (as alice) on the test's ``lab``, with its own
+    transports and its audit log at ``tmp_path / "audit.db"``."""
+
+    @pytest.fixture(name="runner")
+    async def _runner(lab: Lab, tmp_path: Path) -> AsyncIterator[ActionRunner]:
+        async with action_runner(lab.inventory, None, tmp_path / "audit.db", role=role) as runner:
+            yield runner
+
+    return _runner
 
 
 def emulation(lab: Lab, name: str, cls: type[E]) -> E:

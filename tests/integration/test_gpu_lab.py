@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from console.actions import ActionRefused, ActionRunner
-from console.audit import AuditLog
-from console.identity import Operator
 from console.inventory.load import inventory_from_data
 from console.inventory.model import Inventory
 from console.lab import Lab
-from console.plugin import Reading, Role, Target
+from console.plugin import Role, Target
 from console.store import Store
-from console.transports import Transports
 from plugins.gpu.actions import ACTIONS, RESET
 from plugins.gpu.checks import alerts
 from plugins.gpu.collect import collect_fast, collect_full, collectors
 from plugins.gpu.config import GpuConfig
 from plugins.gpu.lab import GpuLab
 from plugins.gpu.manifest import plugin as gpu_plugin
+from tests.integration.support import (
+    CollectCtx,
+    emulation,
+    lab_fixture,
+    runner_fixture,
+    values,
+)
 
 
 def gpu_inventory() -> Inventory:
@@ -53,54 +52,17 @@ def gpu_inventory() -> Inventory:
     )
 
 
-@dataclass
-class Ctx:
-    inventory: Inventory
-    transports: Transports
-    config: Any = None
+lab = lab_fixture(gpu_inventory, [gpu_plugin], seed=4)
 
 
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    the_lab = Lab(gpu_inventory(), tmp_path / "lab", [gpu_plugin], seed=4)
-    await the_lab.start()
-    try:
-        yield the_lab
-    finally:
-        await the_lab.stop()
-
-
-@pytest.fixture
-async def runner(lab: Lab, tmp_path: Path) -> AsyncIterator[ActionRunner]:
-    transports = Transports.create()
-    audit = AuditLog(tmp_path / "audit.db", fallback_path=tmp_path / "fallback.jsonl")
-    try:
-        yield ActionRunner(
-            audit,
-            lab.inventory,
-            transports,
-            Store(),
-            Operator(user="alice"),
-            Role.ADMIN,
-            False,
-            lab.inventory.plugin_configs,
-        )
-    finally:
-        audit.close()
-        await transports.close()
-
-
-def values(readings: list[Reading] | Any, target: str) -> dict[str, Any]:
-    return {r.metric: r.value for r in readings if r.target == target}
+runner = runner_fixture(role=Role.ADMIN)
 
 
 def emu(lab: Lab) -> GpuLab:
-    e = lab.emulations["gpu"]
-    assert isinstance(e, GpuLab)
-    return e
+    return emulation(lab, "gpu", GpuLab)
 
 
-async def poll(ctx: Ctx, store: Store, node: str) -> None:
+async def poll(ctx: CollectCtx, store: Store, node: str) -> None:
     store.put(await collect_fast(ctx, Target("node", node, node=node)))
     store.put(await collect_full(ctx, Target("node", node, node=node)))
 
@@ -108,7 +70,7 @@ async def poll(ctx: Ctx, store: Store, node: str) -> None:
 async def test_fast_and_full_reads_over_ssh_follow_the_host_load(
     lab: Lab, runner: ActionRunner
 ) -> None:
-    ctx = Ctx(lab.inventory, runner.transports)
+    ctx = CollectCtx(lab.inventory, runner.transports)
     fast = list(await collect_fast(ctx, Target("node", "gpu01", node="gpu01")))
     node = values(fast, "gpu01")
     assert node["gpu.smi"] == "ok" and node["gpu.count"] == 4 and node["gpu.driver"] == "550.90.07"
@@ -143,7 +105,7 @@ def test_fast_and_full_intervals_from_the_inventory_reach_the_poller() -> None:
 async def test_inference_gpu_shows_its_mig_layout_with_profiles(
     lab: Lab, runner: ActionRunner
 ) -> None:
-    ctx = Ctx(lab.inventory, runner.transports)
+    ctx = CollectCtx(lab.inventory, runner.transports)
     full = list(await collect_full(ctx, Target("node", "inf01", node="inf01")))
     fast = list(await collect_fast(ctx, Target("node", "inf01", node="inf01")))
     assert values(fast, "inf01/0")["gpu.util_pct"] is None  # [N/A] under MIG
@@ -156,7 +118,7 @@ async def test_inference_gpu_shows_its_mig_layout_with_profiles(
 async def test_gpu_falling_off_the_bus_is_lost_and_alerts_with_xid_79(
     lab: Lab, runner: ActionRunner
 ) -> None:
-    ctx = Ctx(lab.inventory, runner.transports)
+    ctx = CollectCtx(lab.inventory, runner.transports)
     lab.faults.inject("gpu.fell_off_bus", "gpu02", params={"gpu": 2})
     store = Store()
     await poll(ctx, store, "gpu02")
@@ -170,7 +132,7 @@ async def test_gpu_falling_off_the_bus_is_lost_and_alerts_with_xid_79(
 async def test_ecc_fault_then_reset_through_the_runner_is_refused_while_in_use(
     lab: Lab, runner: ActionRunner
 ) -> None:
-    ctx = Ctx(lab.inventory, runner.transports)
+    ctx = CollectCtx(lab.inventory, runner.transports)
     lab.faults.inject("gpu.ecc", "gpu01", params={"gpu": 1})
     store = runner.store
     assert isinstance(store, Store)

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from console.actions import ActionRefused, ActionRunner
-from console.audit import AuditLog
-from console.identity import Operator
 from console.inventory.load import inventory_from_data
 from console.inventory.model import Inventory
 from console.lab import Lab
 from console.plugin import Role, Severity, Target
 from console.store import Store
-from console.transports import Transports
 from plugins.infiniband.actions import ACTIONS, CLEAR, port_action_targets, switch_targets
 from plugins.infiniband.checks import alerts, card, check_links
 from plugins.infiniband.collect import collect_fabric, collect_node, node_readings
@@ -28,6 +21,15 @@ from plugins.infiniband.dump import node_script, parse_node_dump
 from plugins.infiniband.health import CounterTracker
 from plugins.infiniband.lab import InfinibandLab
 from plugins.infiniband.manifest import plugin as ib_plugin
+from tests.integration.conftest import wait_for
+from tests.integration.support import (
+    CollectCtx,
+    ctx_fixture,
+    emulation,
+    lab_fixture,
+    runner_fixture,
+    values,
+)
 
 DISABLE, ENABLE = ACTIONS[1], ACTIONS[2]
 
@@ -68,55 +70,23 @@ def ib_inventory() -> Inventory:
     )
 
 
-@dataclass(frozen=True)
-class Ctx:
-    inventory: Inventory
-    transports: Transports
-    config: Any
+lab = lab_fixture(ib_inventory, [ib_plugin], seed=4)
 
 
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    the_lab = Lab(ib_inventory(), tmp_path / "lab", [ib_plugin], seed=4)
-    await the_lab.start()
-    try:
-        yield the_lab
-    finally:
-        await the_lab.stop()
-
-
-@pytest.fixture
-async def ctx(lab: Lab) -> AsyncIterator[Ctx]:
-    transports = Transports.create()
-    try:
-        yield Ctx(lab.inventory, transports, lab.inventory.plugin_configs["infiniband"])
-    finally:
-        await transports.close()
+ctx = ctx_fixture("infiniband")
 
 
 def emu(lab: Lab) -> InfinibandLab:
-    e = lab.emulations["infiniband"]
-    assert isinstance(e, InfinibandLab)
-    return e
-
-
-def values(readings: Any, target: str) -> dict[str, Any]:
-    return {r.metric: r.value for r in readings if r.target == target}
+    return emulation(lab, "infiniband", InfinibandLab)
 
 
 def node(name: str) -> Target:
     return Target("node", name, node=name)
 
 
-async def wait_until(pred: Any, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-async def test_every_expected_port_is_read_active_at_ndr_in_one_round_trip(lab: Lab, ctx: Ctx):
+async def test_every_expected_port_is_read_active_at_ndr_in_one_round_trip(
+    lab: Lab, ctx: CollectCtx
+):
     before = len(lab.hosts["gpu001"].commands)
     readings = await collect_node(ctx, node("gpu001"))
     assert len(lab.hosts["gpu001"].commands) == before + 1
@@ -137,7 +107,7 @@ async def test_every_expected_port_is_read_active_at_ndr_in_one_round_trip(lab: 
     assert n["infiniband.tool_error"] is None
 
 
-async def test_a_port_down_and_a_port_trained_at_a_lower_rate_are_judged(lab: Lab, ctx: Ctx):
+async def test_a_port_down_and_a_port_trained_at_a_lower_rate_are_judged(lab: Lab, ctx: CollectCtx):
     lab.faults.inject("infiniband.port_down", "gpu002", {"port": "mlx5_0/1"})
     lab.faults.inject("infiniband.low_rate", "gpu002", {"port": "mlx5_1/1", "gbps": 200})
     readings = await collect_node(ctx, node("gpu002"))
@@ -161,12 +131,12 @@ async def test_a_port_down_and_a_port_trained_at_a_lower_rate_are_judged(lab: La
     assert lines[0].text.startswith("✖ down")
 
 
-async def _dump(ctx: Ctx, name: str) -> Any:
+async def _dump(ctx: CollectCtx, name: str) -> Any:
     result = await ctx.transports.ssh.run(ctx.inventory.nodes[name], node_script(), timeout=10)
     return parse_node_dump(result.stdout)
 
 
-async def test_symbol_errors_climbing_and_a_flapping_link_become_rates(lab: Lab, ctx: Ctx):
+async def test_symbol_errors_climbing_and_a_flapping_link_become_rates(lab: Lab, ctx: CollectCtx):
     lab.faults.inject("infiniband.symbol_errors", "gpu001", {"per_min": 6000})
     lab.faults.inject("infiniband.flapping", "gpu001", {"port": "mlx5_1/1", "period_s": 0.3})
     cfg = InfinibandConfig(rate_window_s=10)
@@ -174,15 +144,15 @@ async def test_symbol_errors_climbing_and_a_flapping_link_become_rates(lab: Lab,
     first = await _dump(ctx, "gpu001")
     t0 = time.time()
     node_readings("gpu001", first, cfg, 2, 400.0, t0, tracker)
-    await wait_until(
+    await wait_for(
         lambda: emu(lab).ports[("gpu001", "mlx5_1")].counters["link_downed"] >= 4,
+        30,  # the lab ticks once a second; a loaded CI machine ticks late
         "four link flaps",
-        timeout=30,  # the lab ticks once a second; a loaded CI machine ticks late
     )
-    await wait_until(
+    await wait_for(
         lambda: emu(lab).ports[("gpu001", "mlx5_0")].counters.get("symbol_error", 0) >= 60,
+        30,
         "symbol errors",
-        timeout=30,
     )
     second = await _dump(ctx, "gpu001")
     readings = node_readings("gpu001", second, cfg, 2, 400.0, time.time(), tracker)
@@ -198,7 +168,7 @@ async def test_symbol_errors_climbing_and_a_flapping_link_become_rates(lab: Lab,
     assert "symbol errors" in found["infiniband.errors:ib:gpu001:mlx5_0/1"].message
 
 
-async def test_fabric_collector_maps_each_hca_to_its_leaf_port(lab: Lab, ctx: Ctx):
+async def test_fabric_collector_maps_each_hca_to_its_leaf_port(lab: Lab, ctx: CollectCtx):
     readings = await collect_fabric(ctx, Target("ib_fabric", "fabric", node="stor01"))
     peers = {r.target: r.value for r in readings if r.metric == "infiniband.sw_peer"}
     assert peers["ibsw:leaf01/1"] == "gpu001 mlx5_0 [1]"
@@ -211,29 +181,12 @@ async def test_fabric_collector_maps_each_hca_to_its_leaf_port(lab: Lab, ctx: Ct
     assert isinstance(lids["ibsw:leaf01/1"], int)
 
 
-async def test_fabric_from_a_node_without_diags_fails_the_collector(lab: Lab, ctx: Ctx):
+async def test_fabric_from_a_node_without_diags_fails_the_collector(lab: Lab, ctx: CollectCtx):
     with pytest.raises(Exception, match="iblinkinfo exited 1"):
         await collect_fabric(ctx, Target("ib_fabric", "fabric", node="gpu001"))
 
 
-@pytest.fixture
-async def runner(lab: Lab, tmp_path: Path) -> AsyncIterator[ActionRunner]:
-    transports = Transports.create()
-    audit = AuditLog(tmp_path / "audit.db", fallback_path=tmp_path / "fallback.jsonl")
-    try:
-        yield ActionRunner(
-            audit,
-            lab.inventory,
-            transports,
-            Store(),
-            Operator(user="alice"),
-            Role.ADMIN,
-            False,
-            lab.inventory.plugin_configs,
-        )
-    finally:
-        audit.close()
-        await transports.close()
+runner = runner_fixture(role=Role.ADMIN)
 
 
 async def test_clear_counters_records_the_values_in_the_audit_log_then_clears(
@@ -258,7 +211,7 @@ async def test_clear_counters_records_the_values_in_the_audit_log_then_clears(
 
 
 async def test_disable_switch_port_is_typed_confirmed_and_takes_the_hca_down(
-    lab: Lab, runner: ActionRunner, ctx: Ctx
+    lab: Lab, runner: ActionRunner, ctx: CollectCtx
 ):
     store = runner.store
     assert isinstance(store, Store)
@@ -288,7 +241,7 @@ async def test_disable_switch_port_is_typed_confirmed_and_takes_the_hca_down(
 
 
 async def test_disabling_the_fabric_nodes_own_link_is_refused(
-    lab: Lab, runner: ActionRunner, ctx: Ctx
+    lab: Lab, runner: ActionRunner, ctx: CollectCtx
 ):
     store = runner.store
     assert isinstance(store, Store)

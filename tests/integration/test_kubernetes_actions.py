@@ -3,57 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from console.actions import ActionRunner
-from console.audit import AuditLog
-from console.identity import Operator
 from console.lab import Lab
 from console.plugin import Role, Target
-from console.store import Store
-from console.transports import Transports
 from plugins.kubernetes import watch
-from plugins.kubernetes.lab import KubernetesLab
 from plugins.kubernetes.node_actions import CORDON, DRAIN, UNCORDON
 from plugins.kubernetes.pod_actions import DELETE_POD, pod_targets
 from tests.integration.conftest import wait_for
-from tests.integration.test_kubernetes_lab import collect, emulation, k8s_inventory, k8s_plugin
+from tests.integration.support import runner_fixture
+from tests.integration.test_kubernetes_lab import collect, emulation, k8s_lab_fixture
 
-
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    the_lab = Lab(
-        k8s_inventory(), tmp_path / "lab", [k8s_plugin(KubernetesLab(bookmark_s=0.2))], seed=3
-    )
-    await the_lab.start()
-    try:
-        yield the_lab
-    finally:
-        await watch.stop_all()
-        await the_lab.stop()
-
-
-@pytest.fixture
-async def runner(lab: Lab, tmp_path: Path) -> AsyncIterator[ActionRunner]:
-    transports = Transports.create()
-    audit = AuditLog(tmp_path / "audit.db", fallback_path=tmp_path / "fallback.jsonl")
-    try:
-        yield ActionRunner(
-            audit,
-            lab.inventory,
-            transports,
-            Store(),
-            Operator(user="alice"),
-            Role.OPERATOR,
-            False,
-            lab.inventory.plugin_configs,
-        )
-    finally:
-        audit.close()
-        await transports.close()
+lab = k8s_lab_fixture()
+runner = runner_fixture()
 
 
 def node(name: str) -> Target:

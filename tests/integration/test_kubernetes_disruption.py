@@ -3,10 +3,10 @@ taint-based eviction from a dead node, and PodDisruptionBudgets given as percent
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,12 @@ from kubernetes_asyncio import client
 
 from console.inventory.load import inventory_from_data
 from console.lab import Lab
-from plugins.kubernetes import watch
 from plugins.kubernetes.client import ApiException, api_client
 from plugins.kubernetes.config import clusters_of
 from plugins.kubernetes.lab import KubernetesLab
 from plugins.kubernetes.lab_objects import pdb_object
-from tests.integration.test_kubernetes_lab import emulation, k8s_plugin
+from tests.integration.support import eventually
+from tests.integration.test_kubernetes_lab import emulation, k8s_lab
 
 TOLERATION_S = 2
 
@@ -45,11 +45,9 @@ def inventory(gpu_nodes: str, cpu_nodes: str) -> Any:
     )
 
 
-async def started(tmp_path: Path, gpu_nodes: str, cpu_nodes: str) -> Lab:
+def started(tmp_path: Path, gpu_nodes: str, cpu_nodes: str) -> AbstractAsyncContextManager[Lab]:
     emu = KubernetesLab(bookmark_s=0.2, toleration_s=TOLERATION_S)
-    lab = Lab(inventory(gpu_nodes, cpu_nodes), tmp_path / "lab", [k8s_plugin(emu)], seed=3)
-    await lab.start()
-    return lab
+    return k8s_lab(tmp_path / "lab", inventory(gpu_nodes, cpu_nodes), emu)
 
 
 @pytest.fixture
@@ -66,18 +64,6 @@ async def api_of() -> AsyncIterator[Callable[[Lab], Awaitable[client.ApiClient]]
         await api.close()
 
 
-async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
-    """Poll an API read until it returns something truthy (a deadline, not a sleep to sync)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 def ready(obj: Any) -> str | None:
     return next((c.status for c in obj.status.conditions or [] if c.type == "Ready"), None)
 
@@ -85,8 +71,7 @@ def ready(obj: Any) -> str | None:
 async def test_pods_of_a_powered_off_node_are_evicted_after_their_toleration_and_replaced(
     tmp_path: Path, api_of: Callable[[Lab], Awaitable[client.ApiClient]]
 ):
-    lab = await started(tmp_path, "gpu01", "cpu[01-03]")
-    try:
+    async with started(tmp_path, "gpu01", "cpu[01-03]") as lab:
         v1 = client.CoreV1Api(await api_of(lab))
         web = (await v1.list_namespaced_pod("default", label_selector="app=web")).items
         (dead,) = {p.spec.node_name for p in web}  # cpu01 is the tainted control plane
@@ -100,7 +85,7 @@ async def test_pods_of_a_powered_off_node_are_evicted_after_their_toleration_and
         async def unknown() -> bool:
             return ready(await v1.read_node(dead)) == "Unknown"
 
-        await until(unknown, 5, f"{dead} Ready=Unknown")
+        await eventually(unknown, f"{dead} Ready=Unknown", 5)
         seen_unknown = time.monotonic()
         node = await v1.read_node(dead)
         assert {(t.key, t.effect) for t in node.spec.taints} >= {
@@ -117,7 +102,7 @@ async def test_pods_of_a_powered_off_node_are_evicted_after_their_toleration_and
             gone = [p for p in pods if p.spec.node_name == dead and p.metadata.deletion_timestamp]
             return gone if len(gone) == 2 else []
 
-        evicted = await until(terminating, TOLERATION_S + 5, "the taint manager's evictions")
+        evicted = await eventually(terminating, "the taint manager's evictions", TOLERATION_S + 5)
         assert time.monotonic() - seen_unknown >= TOLERATION_S - 1.1  # 1 s lab ticks
         for pod in evicted:
             (cond,) = [c for c in pod.status.conditions if c.type == "DisruptionTarget"]
@@ -142,7 +127,7 @@ async def test_pods_of_a_powered_off_node_are_evicted_after_their_toleration_and
             ]
             return fresh if len(fresh) == 2 else []
 
-        fresh = await until(replaced, 8, "two replacement web pods Running")
+        fresh = await eventually(replaced, "two replacement web pods Running", 8)
         assert {p.spec.node_name for p in fresh} == {"cpu03"}
         pods = (await v1.list_namespaced_pod("default", label_selector="app=web")).items
         stuck = {p.metadata.name for p in pods if p.metadata.deletion_timestamp is not None}
@@ -152,16 +137,12 @@ async def test_pods_of_a_powered_off_node_are_evicted_after_their_toleration_and
             await v1.list_namespaced_pod("kube-system", field_selector=f"spec.nodeName={dead}")
         ).items
         assert proxy and all(p.metadata.deletion_timestamp is None for p in proxy)
-    finally:
-        await watch.stop_all()
-        await lab.stop()
 
 
 async def test_percentage_budgets_round_up_as_the_disruption_controller_does(
     tmp_path: Path, api_of: Callable[[Lab], Awaitable[client.ApiClient]]
 ):
-    lab = await started(tmp_path, "gpu[01-03]", "cpu[01-02]")
-    try:
+    async with started(tmp_path, "gpu[01-03]", "cpu[01-02]") as lab:
         api = await api_of(lab)
         v1, policy = client.CoreV1Api(api), client.PolicyV1Api(api)
         store = emulation(lab).clusters["k1"].store
@@ -182,7 +163,7 @@ async def test_percentage_budgets_round_up_as_the_disruption_controller_does(
             got = {p.metadata.name: p for p in pdbs}
             return got if got["triton"].status.desired_healthy == 2 else {}
 
-        pdbs = await until(statuses, 5, "the disruption controller's status")
+        pdbs = await eventually(statuses, "the disruption controller's status", 5)
         triton, vllm = pdbs["triton"].status, pdbs["vllm"].status
         assert (triton.expected_pods, triton.current_healthy, triton.disruptions_allowed) == (
             3,
@@ -227,6 +208,3 @@ async def test_percentage_budgets_round_up_as_the_disruption_controller_does(
         (vllm_pod,) = (await v1.list_namespaced_pod("inference", label_selector="app=vllm")).items
         name = vllm_pod.metadata.name
         await v1.create_namespaced_pod_eviction(name, "inference", eviction(name))
-    finally:
-        await watch.stop_all()
-        await lab.stop()

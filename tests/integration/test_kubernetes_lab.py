@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ from plugins.kubernetes.collect import collect_cluster
 from plugins.kubernetes.config import KubernetesConfig, clusters_of
 from plugins.kubernetes.lab import KubernetesLab
 from tests.integration.conftest import wait_for
+from tests.integration.support import ctx_for, lab_fixture, running_lab
+from tests.integration.support import emulation as emulation_of
 
 
 def k8s_inventory() -> Inventory:
@@ -43,45 +44,46 @@ def k8s_inventory() -> Inventory:
     )
 
 
-@dataclass
-class Ctx:
-    inventory: Inventory
-    transports: Any = None
-    config: Any = None
-
-
 def k8s_plugin(emu: KubernetesLab) -> Plugin:
     return Plugin(
         name="kubernetes", description="k8s", lab=lambda: emu, config_model=KubernetesConfig
     )
 
 
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    the_lab = Lab(
-        k8s_inventory(), tmp_path / "lab", [k8s_plugin(KubernetesLab(bookmark_s=0.2))], seed=3
+def k8s_lab(
+    state_dir: Path, inventory: Inventory | None = None, emu: KubernetesLab | None = None
+) -> AbstractAsyncContextManager[Lab]:
+    """A running kubernetes lab (seed 3); its watches end before it stops."""
+    return running_lab(
+        inventory or k8s_inventory(),
+        state_dir,
+        [k8s_plugin(emu or KubernetesLab(bookmark_s=0.2))],
+        3,
+        before_stop=watch.stop_all,
     )
-    await the_lab.start()
-    try:
-        yield the_lab
-    finally:
-        await watch.stop_all()
-        await the_lab.stop()
 
 
-def ctx_of(lab: Lab) -> Ctx:
-    return Ctx(lab.inventory, None, lab.inventory.plugin_configs["kubernetes"])
+def k8s_lab_fixture() -> Any:
+    """The ``lab`` fixture of the kubernetes tests: a fresh emulation per test."""
+    return lab_fixture(
+        k8s_inventory,
+        lambda: [k8s_plugin(KubernetesLab(bookmark_s=0.2))],
+        3,
+        before_stop=watch.stop_all,
+    )
+
+
+lab = k8s_lab_fixture()
 
 
 async def collect(lab: Lab) -> dict[tuple[str, str], Reading]:
-    readings = await collect_cluster(ctx_of(lab), Target("cluster", "k1"))
+    ctx = ctx_for(lab.inventory, None, "kubernetes")
+    readings = await collect_cluster(ctx, Target("cluster", "k1"))
     return {(r.target, r.metric): r for r in readings}
 
 
 def emulation(lab: Lab) -> KubernetesLab:
-    emu = lab.emulations["kubernetes"]
-    assert isinstance(emu, KubernetesLab)
-    return emu
+    return emulation_of(lab, "kubernetes", KubernetesLab)
 
 
 async def test_the_inventory_points_the_cluster_at_the_lab_over_https(lab: Lab):

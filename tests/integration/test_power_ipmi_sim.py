@@ -10,21 +10,17 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from console.actions import ActionRunner
-from console.audit import AuditLog
-from console.identity import Operator
 from console.inventory.load import inventory_from_data
 from console.inventory.model import Inventory
-from console.plugin import Role, Target
-from console.store import Store
+from console.plugin import Target
 from console.transports import Transports
 from plugins.power.actions import ACTIONS, read_state
 from plugins.power.collect import collect_bmc
 from plugins.power.config import PowerConfig
+from tests.integration.support import action_runner, by_metric, ctx_for, open_transports
 
 PEER = Path(__file__).resolve().parents[2] / "scripts" / "peers" / "ipmi"
 SPEC = {a.id.split(".")[1]: a for a in ACTIONS}
@@ -189,29 +185,19 @@ def ipmi_inventory(bmcs: Bmcs) -> Inventory:
     return inv.model_copy(update={"plugin_configs": {"power": cfg}})
 
 
-@dataclass
-class Ctx:
-    inventory: Inventory
-    transports: Transports
-    config: Any
-
-
 @pytest.fixture
 async def transports() -> AsyncIterator[Transports]:
-    t = Transports.create()
-    try:
+    async with open_transports() as t:
         yield t
-    finally:
-        await t.close()
 
 
 async def test_sensors_and_power_state_read_through_ipmitool_and_freeipmi(
     ipmi_sims: Bmcs, transports
 ):
     inv = ipmi_inventory(ipmi_sims)
-    ctx = Ctx(inv, transports, inv.plugin_configs["power"])
-    one = {r.metric: r for r in await collect_bmc(ctx, Target("node", "ipmi01", node="ipmi01"))}
-    two = {r.metric: r for r in await collect_bmc(ctx, Target("node", "ipmi02", node="ipmi02"))}
+    ctx = ctx_for(inv, transports, "power")
+    one = by_metric(await collect_bmc(ctx, Target("node", "ipmi01", node="ipmi01")))
+    two = by_metric(await collect_bmc(ctx, Target("node", "ipmi02", node="ipmi02")))
     for r, inlet in ((one, 24), (two, 35)):
         assert r["power.bmc_ok"].value is True, r["power.bmc_ok"].detail
         assert r["power.inlet_c"].value == inlet
@@ -225,8 +211,8 @@ async def test_a_wrong_password_is_a_failed_reading_not_a_crash(ipmi_sims: Bmcs,
     inv = ipmi_inventory(ipmi_sims)
     (ipmi_sims.root / "secret").write_text("wrong\n")
     try:
-        ctx = Ctx(inv, transports, inv.plugin_configs["power"])
-        r = {x.metric: x for x in await collect_bmc(ctx, Target("node", "ipmi01", node="ipmi01"))}
+        ctx = ctx_for(inv, transports, "power")
+        r = by_metric(await collect_bmc(ctx, Target("node", "ipmi01", node="ipmi01")))
         assert r["power.bmc_ok"].value is False
     finally:
         (ipmi_sims.root / "secret").write_text("secret\n")
@@ -236,19 +222,10 @@ async def test_power_off_on_and_cycle_change_the_bmc_state_through_the_runner(
     ipmi_sims: Bmcs, transports, tmp_path: Path
 ):
     inv = ipmi_inventory(ipmi_sims)
-    audit = AuditLog(tmp_path / "audit.db", fallback_path=tmp_path / "fb.jsonl")
-    runner = ActionRunner(
-        audit,
-        inv,
-        transports,
-        Store(),
-        Operator(user="bob"),
-        Role.OPERATOR,
-        False,
-        inv.plugin_configs,
-    )
-    ctx = Ctx(inv, transports, inv.plugin_configs["power"])
-    try:
+    ctx = ctx_for(inv, transports, "power")
+    async with action_runner(
+        inv, transports, tmp_path / "audit.db", user="bob", fallback=tmp_path / "fb.jsonl"
+    ) as runner:
         for name in ("ipmi01", "ipmi02"):
             target = Target("node", name, node=name)
             plan = await runner.plan(SPEC["off"], [target], {})
@@ -264,6 +241,4 @@ async def test_power_off_on_and_cycle_change_the_bmc_state_through_the_runner(
             assert (await read_state(ctx, inv.nodes[name]))[0] == "on"  # type: ignore[arg-type]
         log = (ipmi_sims.root / "ipmi01" / "power.state.log").read_text()
         assert "power=0" in log and "power=1" in log
-        assert all("secret" not in (r.detail or "") for r in audit.page())
-    finally:
-        audit.close()
+        assert all("secret" not in (r.detail or "") for r in runner.audit.page())

@@ -25,8 +25,8 @@ from tests.integration.support import (
     by_metric,
     ctx_for,
     emulation,
+    lab_fixture,
     open_transports,
-    running_lab,
 )
 
 BMC = {
@@ -62,10 +62,7 @@ def power_inventory() -> Inventory:
     )
 
 
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    async with running_lab(power_inventory(), tmp_path / "lab", [power_plugin], 7) as the_lab:
-        yield the_lab
+lab = lab_fixture(power_inventory, [power_plugin], seed=7)
 
 
 @pytest.fixture

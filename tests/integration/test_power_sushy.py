@@ -20,22 +20,18 @@ import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from console.actions import ActionRunner
-from console.audit import AuditLog
-from console.identity import Operator
 from console.inventory.load import apply_plugin_configs, inventory_from_data
 from console.inventory.model import Inventory
-from console.plugin import Role, Target
-from console.store import Store
+from console.plugin import Target
 from console.transports import Transports
 from plugins.power.actions import ACTIONS, read_state
 from plugins.power.collect import collect_bmc
 from plugins.power.config import PowerConfig
 from plugins.power.lab_tls import ensure_cert, fingerprint
+from tests.integration.support import action_runner, by_metric, ctx_for, open_transports
 
 SPEC = {a.id.split(".")[1]: a for a in ACTIONS}
 PASSWORD = "sushy-secret"
@@ -160,29 +156,19 @@ def sushy_inventory(s: Sushy) -> Inventory:
     return apply_plugin_configs(inv, {"power": PowerConfig})
 
 
-@dataclass
-class Ctx:
-    inventory: Inventory
-    transports: Transports
-    config: Any
-
-
 @pytest.fixture
 async def transports() -> AsyncIterator[Transports]:
-    t = Transports.create()
-    try:
+    async with open_transports() as t:
         yield t
-    finally:
-        await t.close()
 
 
 async def test_sushy_systems_and_thermal_are_read_over_pinned_tls_and_basic_auth(
     sushy: Sushy, transports: Transports
 ):
     inv = sushy_inventory(sushy)
-    ctx = Ctx(inv, transports, inv.plugin_configs["power"])
+    ctx = ctx_for(inv, transports, "power")
     readings = await collect_bmc(ctx, Target("node", "rf01", node="rf01"))
-    r = {x.metric: x for x in readings}
+    r = by_metric(readings)
     assert r["power.bmc_ok"].value is True, r["power.bmc_ok"].detail
     assert r["power.state"].value in ("on", "off")
     # Chassis Thermal's static template: 'Chassis Intake Temp' 25, two fans at ~2100 RPM.
@@ -203,7 +189,7 @@ async def test_a_wrong_password_against_sushy_is_a_refusal_not_silence(
     wrong.write_text("not-the-password")
     wrong.chmod(0o600)
     inv = sushy_inventory(Sushy(sushy.port, sushy.pin, wrong))
-    ctx = Ctx(inv, transports, inv.plugin_configs["power"])
+    ctx = ctx_for(inv, transports, "power")
     readings = await collect_bmc(ctx, Target("node", "rf01", node="rf01"))
     (bmc,) = readings
     assert bmc.metric == "power.bmc_ok" and bmc.value is False
@@ -215,21 +201,10 @@ async def test_a_power_cycle_on_sushy_falls_back_to_forceoff_then_on_and_reads_i
 ):
     inv = sushy_inventory(sushy)
     target = Target("node", "rf01", node="rf01")
-    ctx = Ctx(inv, transports, inv.plugin_configs["power"])
+    ctx = ctx_for(inv, transports, "power")
     before, system = await read_state(ctx, inv.nodes["rf01"])  # type: ignore[arg-type]
     assert "PowerCycle" not in system["reset_types"] and "ForceOff" in system["reset_types"]
-    audit = AuditLog(tmp_path / "audit.db", fallback_path=tmp_path / "fallback.jsonl")
-    runner = ActionRunner(
-        audit,
-        inv,
-        transports,
-        Store(),
-        Operator(user="alice"),
-        Role.OPERATOR,
-        False,
-        inv.plugin_configs,
-    )
-    try:
+    async with action_runner(inv, transports, tmp_path / "audit.db") as runner:
         plan = await runner.plan(SPEC["cycle"], [target], {})
         assert plan.confirm_text == "rf01"
         (preview,) = plan.previews
@@ -239,7 +214,7 @@ async def test_a_power_cycle_on_sushy_falls_back_to_forceoff_then_on_and_reads_i
         took = time.monotonic() - started
         assert result.outcome == "ok", result.detail
         assert "read back" in result.detail and "power on" in result.detail
-        rows = audit.page(newest_first=False)
+        rows = runner.audit.page(newest_first=False)
         assert [r.phase for r in rows] == ["intent", "result"]
         assert rows[-1].outcome == "ok" and rows[-1].action == "power.cycle"
         assert "ResetType ForceOff then On accepted" in rows[-1].detail
@@ -248,5 +223,3 @@ async def test_a_power_cycle_on_sushy_falls_back_to_forceoff_then_on_and_reads_i
             assert took >= 1.0
         after, _ = await read_state(ctx, inv.nodes["rf01"])  # type: ignore[arg-type]
         assert after == "on"
-    finally:
-        audit.close()

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,14 +9,22 @@ import pytest
 from console.inventory.load import inventory_from_data
 from console.inventory.model import Inventory
 from console.lab import Lab
-from console.plugin import Reading, Severity, Target
+from console.plugin import Severity, Target
 from console.store import Store
-from console.transports import HostUnreachable, Transports
+from console.transports import HostUnreachable
 from plugins.services.checks import alerts
 from plugins.services.collect import collect_http, collect_systemd, collect_tcp
 from plugins.services.config import ServicesConfig
 from plugins.services.lab import ServicesLab
 from plugins.services.manifest import plugin as services_plugin
+from tests.integration.support import (
+    CollectCtx,
+    by_metric,
+    ctx_fixture,
+    eventually,
+    lab_fixture,
+)
+from tests.integration.support import emulation as emulation_of
 
 SECTION: dict[str, Any] = {
     "checks": [
@@ -60,55 +63,18 @@ def services_inventory() -> Inventory:
     )
 
 
-@dataclass(frozen=True)
-class Ctx:
-    inventory: Inventory
-    transports: Transports
-    config: Any
+lab = lab_fixture(services_inventory, [services_plugin], seed=3)
 
 
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    the_lab = Lab(services_inventory(), tmp_path / "lab", [services_plugin], seed=3)
-    await the_lab.start()
-    try:
-        yield the_lab
-    finally:
-        await the_lab.stop()
-
-
-@pytest.fixture
-async def ctx(lab: Lab) -> AsyncIterator[Ctx]:
-    transports = Transports.create()
-    try:
-        yield Ctx(lab.inventory, transports, lab.inventory.plugin_configs["services"])
-    finally:
-        await transports.close()
+ctx = ctx_fixture("services")
 
 
 def emulation(lab: Lab) -> ServicesLab:
-    emu = lab.emulations["services"]
-    assert isinstance(emu, ServicesLab)
-    return emu
-
-
-def by_metric(readings: Any) -> dict[str, Reading]:
-    return {r.metric: r for r in readings}
+    return emulation_of(lab, "services", ServicesLab)
 
 
 def svc(name: str, node: str | None = None) -> Target:
     return Target("service", name, node=node)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], what: str, timeout: float = 15.0
-) -> None:
-    """Poll an async predicate until true, with a deadline (no sleeping to synchronise)."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_the_lab_rewrites_every_http_check_to_its_loopback_port(lab: Lab):
@@ -123,7 +89,7 @@ async def test_the_lab_rewrites_every_http_check_to_its_loopback_port(lab: Lab):
     assert pg is not None and pg.tcp is not None and pg.tcp.host == "127.0.0.1"
 
 
-async def test_http_collector_reads_each_service_healthy_with_its_latency(ctx: Ctx):
+async def test_http_collector_reads_each_service_healthy_with_its_latency(ctx: CollectCtx):
     for name, node, detail in [
         ("minio-stor01", "stor01", "HTTP 200"),
         ("es", "cpu01", "cluster green"),
@@ -140,7 +106,9 @@ async def test_http_collector_reads_each_service_healthy_with_its_latency(ctx: C
         assert isinstance(latency, float) and 0 < latency < 200
 
 
-async def test_systemd_collector_reads_all_units_of_a_node_in_one_ssh_command(lab: Lab, ctx: Ctx):
+async def test_systemd_collector_reads_all_units_of_a_node_in_one_ssh_command(
+    lab: Lab, ctx: CollectCtx
+):
     sessions = lab.hosts["cpu01"].sessions
     readings = await collect_systemd(ctx, Target("node", "cpu01", node="cpu01"))
     assert lab.hosts["cpu01"].sessions == sessions + 1
@@ -152,7 +120,7 @@ async def test_systemd_collector_reads_all_units_of_a_node_in_one_ssh_command(la
     assert ("svc:gitea", "services.state") not in units  # HTTP decides the state of gitea
 
 
-async def test_tcp_collector_connects_and_a_down_fault_closes_the_port(lab: Lab, ctx: Ctx):
+async def test_tcp_collector_connects_and_a_down_fault_closes_the_port(lab: Lab, ctx: CollectCtx):
     r = by_metric(await collect_tcp(ctx, svc("postgres")))
     assert r["services.state"].value == "ok" and r["services.up"].value is True
     lab.faults.inject("services.down", "postgres")
@@ -168,7 +136,7 @@ async def test_tcp_collector_connects_and_a_down_fault_closes_the_port(lab: Lab,
 
 
 async def test_services_down_fault_makes_the_reading_down_and_raises_a_critical_alert(
-    lab: Lab, ctx: Ctx
+    lab: Lab, ctx: CollectCtx
 ):
     lab.faults.inject("services.down", "stor01", {"service": "minio-stor01"})
     r = by_metric(await collect_http(ctx, svc("minio-stor01")))
@@ -186,7 +154,7 @@ async def test_services_down_fault_makes_the_reading_down_and_raises_a_critical_
     assert by_metric(await collect_http(ctx, svc("es")))["services.state"].value == "ok"
 
 
-async def test_services_slow_fault_yields_slow(lab: Lab, ctx: Ctx):
+async def test_services_slow_fault_yields_slow(lab: Lab, ctx: CollectCtx):
     lab.faults.inject("services.slow", "es", {"delay_ms": 400})
     r = by_metric(await collect_http(ctx, svc("es")))
     assert r["services.state"].value == "slow"
@@ -194,7 +162,7 @@ async def test_services_slow_fault_yields_slow(lab: Lab, ctx: Ctx):
     assert r["services.up"].value is True
 
 
-async def test_services_degraded_fault_turns_es_yellow_and_gitea_warn(lab: Lab, ctx: Ctx):
+async def test_services_degraded_fault_turns_es_yellow_and_gitea_warn(lab: Lab, ctx: CollectCtx):
     lab.faults.inject("services.degraded", "cpu01")
     es = by_metric(await collect_http(ctx, svc("es")))["services.state"]
     gitea = by_metric(await collect_http(ctx, svc("gitea")))["services.state"]
@@ -205,7 +173,7 @@ async def test_services_degraded_fault_turns_es_yellow_and_gitea_warn(lab: Lab, 
 
 
 async def test_a_powered_off_hosts_services_are_down_and_systemd_collector_raises(
-    lab: Lab, ctx: Ctx
+    lab: Lab, ctx: CollectCtx
 ):
     lab.faults.inject("host.power_off", "stor01")
     r = by_metric(await collect_http(ctx, svc("minio-stor01")))
@@ -215,7 +183,9 @@ async def test_a_powered_off_hosts_services_are_down_and_systemd_collector_raise
         await collect_systemd(ctx, Target("node", "stor01", node="stor01"))
 
 
-async def test_unit_failed_fault_closes_the_port_and_a_restart_brings_it_back(lab: Lab, ctx: Ctx):
+async def test_unit_failed_fault_closes_the_port_and_a_restart_brings_it_back(
+    lab: Lab, ctx: CollectCtx
+):
     lab.faults.inject("services.unit_failed", "minio-stor01")
     r = by_metric(await collect_http(ctx, svc("minio-stor01")))
     assert r["services.state"].value == "down"
@@ -233,7 +203,7 @@ async def test_unit_failed_fault_closes_the_port_and_a_restart_brings_it_back(la
 
 
 async def test_a_unit_failed_by_services_down_comes_back_by_itself_when_the_fault_ends(
-    lab: Lab, ctx: Ctx
+    lab: Lab, ctx: CollectCtx
 ):
     fid = lab.faults.inject("services.down", "es")
     target = Target("node", "cpu01", node="cpu01")

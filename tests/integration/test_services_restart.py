@@ -2,54 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from console.actions import ActionRefused, ActionRunner
-from console.audit import AuditLog
-from console.identity import Operator
 from console.lab import Lab
 from console.plugin import Role, Target
 from console.store import Store
-from console.transports import Transports
 from plugins.services.actions import RESTART, restart_targets
 from plugins.services.collect import collect_http, collect_systemd
-from plugins.services.lab import ServicesLab
 from plugins.services.manifest import plugin as services_plugin
-from tests.integration.test_services_lab import Ctx, services_inventory
+from tests.integration.support import (
+    ctx_for,
+    lab_fixture,
+    runner_fixture,
+)
+from tests.integration.test_services_lab import emulation, services_inventory
+
+lab = lab_fixture(services_inventory, [services_plugin], seed=5)
 
 
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    the_lab = Lab(services_inventory(), tmp_path / "lab", [services_plugin], seed=5)
-    await the_lab.start()
-    try:
-        yield the_lab
-    finally:
-        await the_lab.stop()
-
-
-@pytest.fixture
-async def runner(lab: Lab, tmp_path: Path) -> AsyncIterator[ActionRunner]:
-    transports = Transports.create()
-    audit = AuditLog(tmp_path / "audit.db", fallback_path=tmp_path / "fallback.jsonl")
-    store = Store()
-    try:
-        yield ActionRunner(
-            audit,
-            lab.inventory,
-            transports,
-            store,
-            Operator(user="alice"),
-            Role.OPERATOR,
-            False,
-            lab.inventory.plugin_configs,
-        )
-    finally:
-        audit.close()
-        await transports.close()
+runner = runner_fixture()
 
 
 def minio(lab: Lab) -> Target:
@@ -59,12 +31,6 @@ def minio(lab: Lab) -> Target:
         if t.name == "minio-stor01"
     ]
     return target
-
-
-def emulation(lab: Lab) -> ServicesLab:
-    emu = lab.emulations["services"]
-    assert isinstance(emu, ServicesLab)
-    return emu
 
 
 async def test_restart_targets_are_the_checks_with_a_unit_and_a_node(lab: Lab):
@@ -79,7 +45,7 @@ async def test_restart_of_a_failed_unit_previews_confirms_audits_and_verifies(
 ):
     lab.faults.inject("services.unit_failed", "minio-stor01")
     # What the console would know: the poller's readings of the failed unit.
-    ctx = Ctx(lab.inventory, runner.transports, lab.inventory.plugin_configs["services"])
+    ctx = ctx_for(lab.inventory, runner.transports, "services")
     store = runner.store
     assert isinstance(store, Store)
     store.put(await collect_systemd(ctx, Target("node", "stor01", node="stor01")))

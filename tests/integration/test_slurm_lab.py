@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from console.actions import ActionRunner
-from console.audit import AuditLog
-from console.identity import Operator
 from console.inventory.load import inventory_from_data
 from console.inventory.model import Inventory
 from console.lab import Lab
-from console.plugin import Reading, Role, Target
+from console.plugin import Reading, Target
 from console.store import Store
-from console.transports import Transports
 from plugins.slurm.actions import ACTIONS, live_job_targets, node_targets
 from plugins.slurm.collect import collect_cluster, read_cluster, read_command
 from plugins.slurm.lab import SlurmLab
 from plugins.slurm.manifest import plugin as slurm_plugin
 from plugins.slurm.parse_json import parse_nodes_json
+from tests.integration.support import (
+    CollectCtx,
+    ctx_for,
+    emulation,
+    lab_fixture,
+    runner_fixture,
+)
 
 SPECS = {a.id: a for a in ACTIONS}
 
@@ -59,51 +60,18 @@ def slurm_inventory() -> Inventory:
     )
 
 
-@dataclass
-class Ctx:
-    inventory: Inventory
-    transports: Transports
-    config: Any
+lab = lab_fixture(slurm_inventory, [slurm_plugin], seed=11)
 
 
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    the_lab = Lab(slurm_inventory(), tmp_path / "lab", [slurm_plugin], seed=11)
-    await the_lab.start()
-    try:
-        yield the_lab
-    finally:
-        await the_lab.stop()
-
-
-@pytest.fixture
-async def runner(lab: Lab, tmp_path: Path) -> AsyncIterator[ActionRunner]:
-    transports = Transports.create()
-    audit = AuditLog(tmp_path / "audit.db", fallback_path=tmp_path / "fallback.jsonl")
-    try:
-        yield ActionRunner(
-            audit,
-            lab.inventory,
-            transports,
-            Store(),
-            Operator(user="alice"),
-            Role.OPERATOR,
-            False,
-            lab.inventory.plugin_configs,
-        )
-    finally:
-        audit.close()
-        await transports.close()
+runner = runner_fixture()
 
 
 def emu(lab: Lab) -> SlurmLab:
-    e = lab.emulations["slurm"]
-    assert isinstance(e, SlurmLab)
-    return e
+    return emulation(lab, "slurm", SlurmLab)
 
 
-def ctx_of(lab: Lab, runner: ActionRunner) -> Ctx:
-    return Ctx(lab.inventory, runner.transports, lab.inventory.plugin_configs["slurm"])
+def ctx_of(lab: Lab, runner: ActionRunner) -> CollectCtx:
+    return ctx_for(lab.inventory, runner.transports, "slurm")
 
 
 def values(readings: list[Reading] | Any) -> dict[tuple[str, str], Any]:

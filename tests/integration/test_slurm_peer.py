@@ -23,13 +23,9 @@ from typing import Any
 
 import pytest
 
-from console.actions import ActionRunner
-from console.audit import AuditLog
-from console.identity import Operator
 from console.inventory.load import inventory_from_data
 from console.inventory.model import Inventory, Node
-from console.plugin import Role, Target
-from console.store import Store
+from console.plugin import Target
 from console.transports import CommandResult, CommandTimeout, Transports
 from console.transports.http import HttpClient
 from console.transports.proc import ProcRunner
@@ -37,6 +33,7 @@ from plugins.slurm.actions import ACTIONS
 from plugins.slurm.collect import collect_cluster, read_cluster, read_rest, read_ssh
 from plugins.slurm.config import SlurmConfig
 from plugins.slurm.parse_text import parse_partitions_text
+from tests.integration.support import CollectCtx, action_runner, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 START = ROOT / "scripts" / "peers" / "slurm" / "start.sh"
@@ -146,13 +143,6 @@ def peer_inventory(rest_url: str | None = None, token: str | None = None) -> Inv
     )
 
 
-@dataclass
-class Ctx:
-    inventory: Inventory
-    transports: Any
-    config: Any
-
-
 @pytest.fixture
 async def transports(slurm_peer: SlurmPeer) -> AsyncIterator[Transports]:
     t = Transports(LocalShell(slurm_peer.env), HttpClient(), ProcRunner())  # type: ignore[arg-type]
@@ -162,20 +152,9 @@ async def transports(slurm_peer: SlurmPeer) -> AsyncIterator[Transports]:
         await t.http.close()
 
 
-def ctx(transports: Transports, inventory: Inventory | None = None) -> Ctx:
+def ctx(transports: Transports, inventory: Inventory | None = None) -> CollectCtx:
     inv = inventory or peer_inventory()
-    return Ctx(inv, transports, SlurmConfig.model_validate(inv.doc.plugins.get("slurm", {})))
-
-
-async def wait_until(predicate: Any, what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await predicate()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.3)
+    return CollectCtx(inv, transports, SlurmConfig.model_validate(inv.doc.plugins.get("slurm", {})))
 
 
 async def test_collector_reads_real_nodes_jobs_and_gpus(
@@ -200,7 +179,7 @@ async def test_collector_reads_real_nodes_jobs_and_gpus(
         snap = await read_cluster(c, "testcluster")
         return any(j.job_id == job_id and j.state == "RUNNING" for j in snap.jobs)
 
-    await wait_until(running, f"job {job_id} to run")
+    await eventually(running, f"job {job_id} to run", 20, 0.3)
     readings = await collect_cluster(c, Target("cluster", "testcluster", node="ctl01"))
     got = {(r.target, r.metric): r.value for r in readings}
     assert str(got[("gpu01", "slurm.workloads")]).startswith(f"job {job_id} train-llm (root) 4 GPU")
@@ -230,19 +209,8 @@ async def test_drain_and_resume_through_the_runner_show_in_sinfo_json(
     slurm_peer: SlurmPeer, transports: Transports, tmp_path: Path
 ) -> None:
     inv = peer_inventory()
-    audit = AuditLog(tmp_path / "audit.db", fallback_path=tmp_path / "fallback.jsonl")
-    runner = ActionRunner(
-        audit,
-        inv,
-        transports,
-        Store(),
-        Operator(user="alice"),
-        Role.OPERATOR,
-        False,
-        inv.plugin_configs,
-    )
     target = Target("node", "gpu03", node="gpu03")
-    try:
+    async with action_runner(inv, transports, tmp_path / "audit.db") as runner:
         plan = await runner.plan(SPECS["slurm.drain"], [target], {"reason": "bad HBM on GPU 5"})
         (result,) = await runner.execute(plan, None)
         assert result.outcome == "ok", result.detail
@@ -254,15 +222,13 @@ async def test_drain_and_resume_through_the_runner_show_in_sinfo_json(
         (result,) = await runner.execute(plan, None)
         assert result.outcome == "ok", result.detail
         assert "DRAIN" not in slurm_peer.sinfo_node("gpu03")["state_flags"]
-        phases = [(r.phase, r.action, r.outcome) for r in audit.page(newest_first=False)]
+        phases = [(r.phase, r.action, r.outcome) for r in runner.audit.page(newest_first=False)]
         assert phases == [
             ("intent", "slurm.drain", ""),
             ("result", "slurm.drain", "ok"),
             ("intent", "slurm.resume", ""),
             ("result", "slurm.resume", "ok"),
         ]
-    finally:
-        audit.close()
 
 
 async def test_reboot_asap_through_the_runner_shows_pending_in_sinfo_and_scontrol(
@@ -275,48 +241,41 @@ async def test_reboot_asap_through_the_runner_shows_pending_in_sinfo_and_scontro
         "--wrap", "sleep 120",
     ).strip()  # fmt: skip
     inv = peer_inventory()
-    audit = AuditLog(tmp_path / "audit.db", fallback_path=tmp_path / "fallback.jsonl")
-    runner = ActionRunner(
-        audit,
-        inv,
-        transports,
-        Store(),
-        Operator(user="alice"),
-        Role.OPERATOR,
-        False,
-        inv.plugin_configs,
-    )
     target = Target("node", "gpu02", node="gpu02")
-    try:
+    async with action_runner(inv, transports, tmp_path / "audit.db") as runner:
+        try:
 
-        async def running() -> bool:
-            return "RUN" in slurm_peer.run("squeue", "-h", "-j", job_id, "-o", "%T")
+            async def running() -> bool:
+                return "RUN" in slurm_peer.run("squeue", "-h", "-j", job_id, "-o", "%T")
 
-        await wait_until(running, f"job {job_id} to run on gpu02")
-        plan = await runner.plan(
-            SPECS["slurm.reboot"], [target], {"next_state": "resume", "reason": "new firmware"}
-        )
-        assert plan.confirm_text  # destructive: typed confirmation
-        (result,) = await runner.execute(plan, plan.confirm_text)
-        assert result.outcome == "ok", result.detail
-        assert "REBOOT_REQUESTED" in result.detail, result.detail
-        node = slurm_peer.sinfo_node("gpu02")
-        assert {"DRAIN", "REBOOT_REQUESTED"} <= set(node["state_flags"]), node["state_flags"]
-        assert "RESUME" in node["next_state_after_reboot_flags"]
-        assert node["reason"] == "alice: new firmware"
-        shown = slurm_peer.run("scontrol", "show", "node", "gpu02")
-        assert "REBOOT_REQUESTED" in shown and "NextState=RESUME" in shown, shown
-        # the plugin's own reading of the same cluster
-        snap = await read_cluster(ctx(transports, inv), "testcluster")
-        (mine,) = [n for n in snap.nodes if n.name == "gpu02"]
-        assert (mine.reboot, mine.next_state, mine.allocation) == ("requested", "resume", "drain")
-        phases = [(r.phase, r.action, r.outcome) for r in audit.page(newest_first=False)]
-        assert phases == [("intent", "slurm.reboot", ""), ("result", "slurm.reboot", "ok")]
-    finally:
-        audit.close()
-        # each step even if the one before failed: later tests need gpu02 in service
-        for argv in (["scontrol", "cancel_reboot", "gpu02"], ["scancel", job_id]):
-            subprocess.run(argv, env=slurm_peer.env, capture_output=True, timeout=30)
+            await eventually(running, f"job {job_id} to run on gpu02", 20, 0.3)
+            plan = await runner.plan(
+                SPECS["slurm.reboot"], [target], {"next_state": "resume", "reason": "new firmware"}
+            )
+            assert plan.confirm_text  # destructive: typed confirmation
+            (result,) = await runner.execute(plan, plan.confirm_text)
+            assert result.outcome == "ok", result.detail
+            assert "REBOOT_REQUESTED" in result.detail, result.detail
+            node = slurm_peer.sinfo_node("gpu02")
+            assert {"DRAIN", "REBOOT_REQUESTED"} <= set(node["state_flags"]), node["state_flags"]
+            assert "RESUME" in node["next_state_after_reboot_flags"]
+            assert node["reason"] == "alice: new firmware"
+            shown = slurm_peer.run("scontrol", "show", "node", "gpu02")
+            assert "REBOOT_REQUESTED" in shown and "NextState=RESUME" in shown, shown
+            # the plugin's own reading of the same cluster
+            snap = await read_cluster(ctx(transports, inv), "testcluster")
+            (mine,) = [n for n in snap.nodes if n.name == "gpu02"]
+            assert (mine.reboot, mine.next_state, mine.allocation) == (
+                "requested",
+                "resume",
+                "drain",
+            )
+            phases = [(r.phase, r.action, r.outcome) for r in runner.audit.page(newest_first=False)]
+            assert phases == [("intent", "slurm.reboot", ""), ("result", "slurm.reboot", "ok")]
+        finally:
+            # each step even if the one before failed: later tests need gpu02 in service
+            for argv in (["scontrol", "cancel_reboot", "gpu02"], ["scancel", job_id]):
+                subprocess.run(argv, env=slurm_peer.env, capture_output=True, timeout=30)
     # cancel_reboot undoes the ASAP drain too: the node is back in service
     node = slurm_peer.sinfo_node("gpu02")
     assert not {"DRAIN", "REBOOT_REQUESTED", "REBOOT_ISSUED"} & set(node["state_flags"])
@@ -337,19 +296,8 @@ async def test_hold_release_and_cancel_a_real_pending_job(
         "sleep 1",
     ).strip()
     inv = peer_inventory()
-    audit = AuditLog(tmp_path / "audit.db", fallback_path=tmp_path / "fallback.jsonl")
-    runner = ActionRunner(
-        audit,
-        inv,
-        transports,
-        Store(),
-        Operator(user="alice"),
-        Role.OPERATOR,
-        False,
-        inv.plugin_configs,
-    )
     target = Target("job", f"testcluster:{job_id}")
-    try:
+    async with action_runner(inv, transports, tmp_path / "audit.db") as runner:
         (held,) = await runner.execute(
             await runner.plan(SPECS["slurm.hold_job"], [target], {}), None
         )
@@ -361,8 +309,6 @@ async def test_hold_release_and_cancel_a_real_pending_job(
         plan = await runner.plan(SPECS["slurm.cancel_job"], [target], {})
         (gone,) = await runner.execute(plan, plan.confirm_text)
         assert gone.outcome == "ok", gone.detail
-    finally:
-        audit.close()
 
 
 async def test_slurmrestd_with_a_jwt_by_reference(
@@ -382,7 +328,7 @@ async def test_slurmrestd_with_a_jwt_by_reference(
         except Exception:
             return None
 
-    snap = await wait_until(answers, "slurmrestd to answer")
+    snap = await eventually(answers, "slurmrestd to answer", 20, 0.3)
     assert snap.via == "slurmrestd"
     assert {n.name: n.gpus_total for n in snap.nodes} == {"gpu01": 8, "gpu02": 8, "gpu03": 8}
     assert token not in " ".join(transports.ssh.commands)  # type: ignore[attr-defined]
