@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from console import cli_audit, cli_check, cli_lab
+    from console import cli_audit, cli_check, cli_lab, cli_wizards
 
     parser = argparse.ArgumentParser(
         prog="dcc",
@@ -39,6 +39,7 @@ def _build_parser() -> argparse.ArgumentParser:
     cli_check.register(sub)
     cli_audit.register(sub)
     cli_lab.register(sub)
+    cli_wizards.register(sub)
     sub.add_parser("plugins", help="list the plugins found and the errors of broken ones")
     return parser
 
@@ -60,6 +61,12 @@ def _setup_logging(path: Path | None) -> None:
     handler._dcc = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+
+
+def cli_wizards_commands() -> tuple[str, ...]:
+    from console.cli_wizards import COMMANDS
+
+    return COMMANDS
 
 
 def cmd_plugins() -> int:
@@ -135,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from console import cli_audit
 
             return cli_audit.run(args)
+        if command in cli_wizards_commands():
+            from console import cli_wizards
+
+            return cli_wizards.run(args)
         if command == "lab":
             from console import cli_lab
             from console.registry import discover
