@@ -120,6 +120,7 @@ class DcConsoleApp(App[int]):
         await self._attach_session(session)
 
     async def _attach_session(self, session: Session) -> None:
+        from console.plugin import Role
         from console.widgets.pane import NodeFilter
 
         self.node_filter = NodeFilter()
@@ -127,6 +128,7 @@ class DcConsoleApp(App[int]):
             site=session.inventory.site.name,
             demo=session.demo,
             read_only=session.read_only,
+            viewer=session.runner is not None and session.runner.role == Role.VIEWER,
             note="",
         )
         self._bind_layout_keys()

@@ -30,6 +30,8 @@ class StatusHeader(Static):
         self.alerts = (0, 0)
         """(critical, warning) counts."""
         self.note = "starting"
+        self.viewer = False
+        """The operator's role only lets them look (no roles file on a real site)."""
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.redraw)
@@ -44,6 +46,7 @@ class StatusHeader(Static):
         site: str | None = None,
         demo: bool | None = None,
         read_only: bool | None = None,
+        viewer: bool | None = None,
         alerts: tuple[int, int] | None = None,
         note: str | None = None,
     ) -> None:
@@ -53,6 +56,8 @@ class StatusHeader(Static):
             self.demo = demo
         if read_only is not None:
             self.read_only = read_only
+        if viewer is not None:
+            self.viewer = viewer
         if alerts is not None:
             self.alerts = alerts
         if note is not None:
@@ -68,6 +73,9 @@ class StatusHeader(Static):
         if self.read_only:
             text.append(" · ")
             text.append("READ-ONLY", style="bold reverse")
+        elif self.viewer:
+            text.append(" · ")
+            text.append("VIEWER", style="bold reverse")
         text.append(" · " + time.strftime("%H:%M:%S", time.localtime(self.clock())))
         crit, warn = self.alerts
         total = crit + warn

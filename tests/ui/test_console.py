@@ -383,3 +383,24 @@ async def test_a_rotated_host_key_is_refused_and_recorded_once_in_the_audit_log(
     assert len(rows) == 1
     assert rows[0]["action"] == "ssh.hostkey_rejected" and "cpu02" in str(rows[0]["targets"])
     assert "HOST KEY REJECTED" in str(rows[0]["detail"])
+
+
+async def test_a_viewer_sees_the_viewer_badge_and_is_refused(demo_session: Session) -> None:
+    from console.plugin import Role
+    from console.widgets.header import StatusHeader
+
+    assert demo_session.runner is not None
+    demo_session.runner.role = Role.VIEWER  # what a real site without a roles file gives
+    app = DcConsoleApp(demo_session.options, session=demo_session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        header = app.query_one(StatusHeader)
+        assert header.viewer and "VIEWER" in str(header.render())
+        spec, target = restart_entry(app, "minio-stor01")
+        app.start_action(spec, target)  # type: ignore[arg-type]
+        await app.workers.wait_for_complete()
+        assert not isinstance(app.screen, ConfirmScreen)
+    db = demo_session.options.audit_db
+    assert db is not None
+    refused = [r for r in audit_rows(db) if r["phase"] == "refused"]
+    assert refused and "viewer" in str(refused[-1]["detail"])
