@@ -251,12 +251,17 @@ class Store:
             for s in statuses
             if s.last_ok is not None and now - s.last_ok > STALE_AFTER_INTERVALS * s.interval
         ]
-        if stale:
-            age = max(now - s.last_ok for s in stale if s.last_ok is not None)
+        fresh = len(statuses) - len(stale) - sum(1 for s in failing if s.last_ok is None)
+        if stale and fresh <= 0:
+            # Nothing on this pane is current: say how old the newest good data is.
+            age = min(now - s.last_ok for s in stale if s.last_ok is not None)
             return PaneStatus("stale", age=age, error=stale[0].last_error)
-        if failing:
-            # Some targets fail: the pane is usable, the failures show as alerts.
-            return PaneStatus("ok", error=f"{len(failing)} of {len(statuses)} failing")
+        if failing or stale:
+            # Some targets fail or lag: the pane is usable; they show as alerts and in
+            # the rows' own ages, and the pane says how many.
+            lagging = len({id(s) for s in (*failing, *stale)})
+            what = "failing or late" if stale else "failing"
+            return PaneStatus("ok", error=f"{lagging} of {len(statuses)} {what}")
         return PaneStatus("ok")
 
     def alerts(self) -> list[Alert]:
