@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 
-FLOWS: dict[str, str] = {}
+FLOWS: dict[str, str] = {
+    "rollout": "console.wizards.rollout_cli",
+    "drill": "console.wizards.drill_cli",
+}
 """Top-level command -> module (``"rollout": "console.wizards.rollout_cli"``)."""
 
 COMMANDS = tuple(FLOWS)
