@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,3 +52,20 @@ async def read_only_session(tmp_path: Path) -> AsyncIterator[Session]:
     session = await make_session(tmp_path, read_only=True)
     yield session
     await session.stop()
+
+
+async def press_layout(pilot: Any, key: str, name: str, timeout: float = 20.0) -> None:
+    """Press a layout's key and wait until that layout is on screen.
+
+    Switching mounts a new set of panes; on a loaded machine that takes more than
+    one idle cycle, so wait for the result rather than a fixed pause.
+    """
+    await pilot.press(key)
+    app = pilot.app
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while app.layout_view is None or app.layout_view.id != f"layout-{name}":
+        if loop.time() > deadline:
+            raise AssertionError(f"layout {name} did not appear after pressing {key}")
+        await pilot.pause(0.05)
+    await pilot.pause()

@@ -12,7 +12,7 @@ from console.screens.help import HelpScreen
 from console.screens.node_card import NodeCardScreen
 from console.session import Session
 from console.widgets.core_panes import NodesPane
-from tests.ui.conftest import audit_rows
+from tests.ui.conftest import audit_rows, press_layout
 
 
 def nodes_shown(app: DcConsoleApp) -> list[str]:
@@ -186,9 +186,13 @@ async def test_hang_up_records_the_disconnect_lets_running_actions_finish_and_re
         spec, target = restart_entry(app, "minio-stor01")
         plan = await runner.plan(spec, [target], {})  # type: ignore[arg-type]
         running = asyncio.create_task(runner.execute(plan, plan.confirm_text))
-        for _ in range(100):
-            if runner.in_flight:
-                break
+        lab = demo_session.lab
+        assert lab is not None
+        # Hang up once the restart has really reached the host (dispatched, not queued).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while not any("systemctl restart" in c for c in lab.hosts["stor01"].commands):
+            assert loop.time() < deadline, "the restart never reached stor01"
             await asyncio.sleep(0.01)
         assert runner.in_flight == 1
         await app.hang_up("SIGHUP")
@@ -209,15 +213,9 @@ async def test_layout_keys_switch_layouts(demo_session: Session) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert app.layout_view is not None and app.layout_view.id == "layout-oncall"
-        await pilot.press("1")
-        await pilot.pause()
-        assert app.layout_view.id == "layout-overview"
-        await pilot.press("6")
-        await pilot.pause()
-        assert app.layout_view.id == "layout-oncall"
-        await pilot.press("o")
-        await pilot.pause()
-        assert app.layout_view.id == "layout-overview"
+        await press_layout(pilot, "1", "overview")
+        await press_layout(pilot, "6", "oncall")
+        await press_layout(pilot, "o", "overview")
 
 
 async def test_audit_screen_searches_the_log(demo_session: Session) -> None:

@@ -6,6 +6,7 @@ from console.app import DcConsoleApp
 from console.screens.node_card import NodeCardScreen
 from console.session import Session
 from plugins.gpu.panes import GpuGridPane, UnhealthyPane
+from tests.ui.conftest import press_layout
 
 TRAIN = [f"gpu{i:03d}" for i in range(1, 9)]
 
@@ -16,7 +17,7 @@ async def test_gpu_layout_grid_toggle_lost_gpu_and_mig_card(demo_session: Sessio
     app = DcConsoleApp(demo_session.options, session=demo_session)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        await pilot.press("3")
+        await press_layout(pilot, "3", "gpu")
         await pilot.pause()
         grid = app.query_one(GpuGridPane)
         rows = {r.key: r for r in grid.table.rows}

@@ -6,6 +6,7 @@ from console.app import DcConsoleApp
 from console.screens.node_card import NodeCardScreen
 from console.session import Session
 from plugins.infiniband.panes import FabricMatrixPane, FabricPortsPane
+from tests.ui.conftest import press_layout
 
 
 async def test_fabric_layout_shows_the_matrix_and_problems_only_keeps_the_degraded_node(
@@ -18,7 +19,7 @@ async def test_fabric_layout_shows_the_matrix_and_problems_only_keeps_the_degrad
     app = DcConsoleApp(demo_session.options, session=demo_session)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        await pilot.press("4")
+        await press_layout(pilot, "4", "fabric")
         await pilot.pause()
         matrix = app.query_one(FabricMatrixPane)
         keys = [r.key for r in matrix.table.rows]

@@ -7,6 +7,7 @@ from console.screens.node_card import NodeCardScreen
 from console.session import Session
 from plugins.kubernetes import watch
 from plugins.kubernetes.panes import KubernetesQueuePane
+from tests.ui.conftest import press_layout
 
 
 async def test_queues_layout_shows_gpus_pending_reasons_and_the_node_card_pods(
@@ -17,7 +18,7 @@ async def test_queues_layout_shows_gpus_pending_reasons_and_the_node_card_pods(
         app = DcConsoleApp(demo_session.options, session=demo_session)
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
-            await pilot.press("5")
+            await press_layout(pilot, "5", "queues")
             await pilot.pause()
             pane = app.query_one(KubernetesQueuePane)
             rows = {r.key: r for r in pane.table.rows}

@@ -8,6 +8,7 @@ import time
 from console.app import DcConsoleApp
 from console.session import Session
 from plugins.power.panes import RackElevationPane, RoomSummaryPane
+from tests.ui.conftest import press_layout
 
 
 async def test_power_layout_shows_racks_nodes_in_u_slots_and_the_room_summary(
@@ -18,7 +19,7 @@ async def test_power_layout_shows_racks_nodes_in_u_slots_and_the_room_summary(
         deadline = time.monotonic() + 30
         while True:
             await pilot.pause()
-            await pilot.press("2")  # the layout keys are bound once the session is up
+            await press_layout(pilot, "2", "power")
             panes = list(app.query(RackElevationPane))
             if panes and demo_session.store.value("gpu001", "power.bmc_ok") is True:
                 break

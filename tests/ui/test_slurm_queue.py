@@ -7,6 +7,7 @@ from console.session import Session
 from console.widgets.out_of_service import OutOfServicePane
 from plugins.slurm.lab import SlurmLab
 from plugins.slurm.panes import SlurmQueuePane
+from tests.ui.conftest import press_layout
 
 
 def texts(pane: SlurmQueuePane | OutOfServicePane) -> list[str]:
@@ -25,7 +26,7 @@ async def test_queues_layout_shows_gpus_pending_and_a_drained_node_with_its_reas
     app = DcConsoleApp(demo_session.options, session=demo_session)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        await pilot.press("5")
+        await press_layout(pilot, "5", "queues")
         await pilot.pause()
         queue = app.query_one(SlurmQueuePane)
         out = app.query_one(OutOfServicePane)
