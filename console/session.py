@@ -51,6 +51,8 @@ class Session:
     lab: Lab | None = None
     pending: list[Any] = field(default_factory=list)
     """Actions found with an intent and no result when this console started."""
+    interrupted_rollouts: list[Any] = field(default_factory=list)
+    """Rollouts a console left running, halted or awaiting approval."""
     notices: list[str] = field(default_factory=list)
     """Things to tell the operator once the screen is up."""
     background: set[asyncio.Future[Any]] = field(default_factory=set)
@@ -80,6 +82,17 @@ class Session:
                     f"outcome unknown: {getattr(p, 'action', '?')} (console stopped before "
                     "its result was recorded; verify the target)",
                     key=f"pending:{getattr(p, 'action_uid', id(p))}",
+                )
+            )
+        for r in self.interrupted_rollouts:
+            found.append(
+                Finding(
+                    Severity.WARNING,
+                    f"rollout:{r.id}",
+                    f"rollout {r.name!r} interrupted ({r.status}"
+                    + (f": {r.halt_reason}" if r.halt_reason else "")
+                    + "): resume or abort it; no step runs twice",
+                    key=f"rollout:{r.id}",
                 )
             )
         return found
@@ -129,6 +142,23 @@ def hold_console_lock(audit_path: Path) -> TextIO | None:
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
+
+
+async def _interrupted_rollouts(audit_path: Path) -> list[Any]:
+    """Rollouts an earlier console left unfinished (only if a rollouts database exists)."""
+    from console.wizards.rollout_state import RolloutState
+
+    path = audit_path.with_name("rollouts.db")
+    if not path.exists():
+        return []
+    state = RolloutState(path)
+    try:
+        return list(await state.unfinished())
+    except Exception:  # a damaged rollouts DB must not stop the console; say so in the log
+        log.exception("could not read %s", path)
+        return []
+    finally:
+        state.close()
 
 
 def _host_key_recorder(session: Session) -> Callable[[str, str], None]:
@@ -249,6 +279,10 @@ async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] 
         params={"role": role.name.lower(), "layout": options.layout},
         operator=operator,
     )
+    session.interrupted_rollouts = await _interrupted_rollouts(audit_path)
+    if session.interrupted_rollouts:
+        names = ", ".join(r.name for r in session.interrupted_rollouts)
+        session.notices.append(f"interrupted rollout(s): {names} (listed in alerts)")
     for broken in registry.broken:
         session.notices.append(f"plugin {broken.name} failed to load: {broken.error}")
     transports.ssh.on_host_key_rejected = _host_key_recorder(session)

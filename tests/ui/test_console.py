@@ -402,3 +402,26 @@ async def test_a_viewer_sees_the_viewer_badge_and_is_refused(demo_session: Sessi
     assert db is not None
     refused = [r for r in audit_rows(db) if r["phase"] == "refused"]
     assert refused and "viewer" in str(refused[-1]["detail"])
+
+
+async def test_an_interrupted_rollout_is_shown_when_the_console_starts(tmp_path: Path) -> None:
+    from console.wizards.rollout_state import RolloutState
+    from tests.ui.conftest import make_session
+
+    db_dir = tmp_path / "audit"
+    db_dir.mkdir(mode=0o700)
+    state = RolloutState(db_dir / "rollouts.db")
+    await state.create("r-1", "driver 550 -> 560", "hash", "alice", {}, [(0, ("gpu001",))])
+    await state.set_status("r-1", "running")
+    state.close()  # the console died mid-rollout
+    session = await make_session(tmp_path)
+    try:
+        assert [r.id for r in session.interrupted_rollouts] == ["r-1"]
+        assert any("interrupted rollout" in n for n in session.notices)
+        session.refresh_alerts()
+        assert any(
+            a.finding.key == "rollout:r-1" and "driver 550 -> 560" in a.finding.message
+            for a in session.store.alerts()
+        )
+    finally:
+        await session.stop()
