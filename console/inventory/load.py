@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from console.inventory.check import TRAILING_NUMBER, check_document
 from console.inventory.model import BmcAccess, Inventory, InventoryDoc, Node, SshAccess
 from console.inventory.problems import InventoryError, Problem, did_you_mean
-from console.inventory.validate import find_literal_secrets, problems_from_validation
+from console.inventory.validate import problems_from_validation, validate_document
 from console.inventory.yamlio import LineMap, read_yaml_file
 
 _NO_FILE = "<inventory>"
@@ -44,28 +44,14 @@ def inventory_from_data(data: dict[str, Any], source: Path | None = None) -> Inv
 
 
 def _resolve_all(data: Any, lines: LineMap, label: str, source: Path | None) -> Inventory:
-    if not isinstance(data, dict):
-        raise InventoryError(
-            [
-                Problem(
-                    label,
-                    lines.line(()),
-                    "",
-                    f"the inventory must be a mapping (site:, rooms:, nodes: ...), not "
-                    f"{type(data).__name__}",
-                    "start from inventory/example-site.yaml",
-                )
-            ]
-        )
-    secrets = find_literal_secrets(data, lines, label)
-    try:
-        doc = InventoryDoc.model_validate(data)
-    except ValidationError as exc:
-        skip = {p.field for p in secrets}
-        found = secrets + problems_from_validation(exc, InventoryDoc, lines, label, skip=skip)
-        raise InventoryError(sorted(found, key=lambda p: p.line or 0)) from None
-    if secrets:
-        raise InventoryError(secrets)
+    doc = validate_document(
+        data,
+        InventoryDoc,
+        lines,
+        label,
+        what="the inventory must be a mapping (site:, rooms:, nodes: ...)",
+        example="inventory/example-site.yaml",
+    )
     problems, names = check_document(doc, lines, label)
     if problems:
         raise InventoryError(problems)

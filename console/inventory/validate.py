@@ -8,13 +8,20 @@ from __future__ import annotations
 import re
 import types
 from collections.abc import Mapping
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from console.inventory.model import CREDENTIAL_REF
-from console.inventory.problems import Loc, Problem, closest, did_you_mean, format_loc
+from console.inventory.problems import (
+    InventoryError,
+    Loc,
+    Problem,
+    closest,
+    did_you_mean,
+    format_loc,
+)
 from console.inventory.yamlio import LineMap
 
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "passphrase", "api_key", "apikey")
@@ -175,3 +182,42 @@ def _one(
     msg = err["msg"].removeprefix("Value error, ")
     hint = "see the allowed range" if "than" in msg else "see inventory/example-site.yaml"
     return Problem(file, line, field, f"{msg[:1].lower()}{msg[1:]}{given}", hint)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_document(
+    data: Any, model: type[M], lines: LineMap, label: str, *, what: str, example: str
+) -> M:
+    """A YAML document as ``model``, or InventoryError with every problem at its file:line.
+
+    Shared by the inventory, rollouts and drill catalogues: a mapping is required,
+    literal secrets are refused anywhere, and validation errors name their line.
+
+    Args:
+        what: What the document must be (``"the inventory must be a mapping (site:, ...)"``).
+        example: The shipped file to start from, for the hint.
+    """
+    if not isinstance(data, dict):
+        raise InventoryError(
+            [
+                Problem(
+                    label,
+                    lines.line(()),
+                    "",
+                    f"{what}, not {type(data).__name__}",
+                    f"start from {example}",
+                )
+            ]
+        )
+    secrets = find_literal_secrets(data, lines, label)
+    try:
+        doc = model.model_validate(data)
+    except ValidationError as exc:
+        skip = {p.field for p in secrets}
+        found = secrets + problems_from_validation(exc, model, lines, label, skip=skip)
+        raise InventoryError(sorted(found, key=lambda p: p.line or 0)) from None
+    if secrets:
+        raise InventoryError(secrets)
+    return doc

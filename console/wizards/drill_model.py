@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from console.inventory.problems import InventoryError, Problem
-from console.inventory.validate import problems_from_validation
+from console.inventory.problems import Problem
+from console.inventory.validate import validate_document
 from console.inventory.yamlio import LineMap, read_yaml_file
 
 Phase = Literal["detect", "failover", "recovered"]
@@ -158,15 +158,14 @@ def load_catalogue(path: Path) -> Catalogue:
 def catalogue_from_data(
     data: Any, lines: LineMap | None = None, label: str = "<drills>"
 ) -> Catalogue:
-    lines = lines or LineMap()
-    if not isinstance(data, dict):
-        raise InventoryError(
-            [Problem(label, lines.line(()), "", "a drill catalogue is a mapping with 'drills:'")]
-        )
-    try:
-        return Catalogue.model_validate(data)
-    except ValidationError as exc:
-        raise InventoryError(problems_from_validation(exc, Catalogue, lines, label)) from None
+    return validate_document(
+        data,
+        Catalogue,
+        lines or LineMap(),
+        label,
+        what="a drill catalogue must be a mapping with 'drills:'",
+        example="inventory/drills/demo.yaml",
+    )
 
 
 def check_references(

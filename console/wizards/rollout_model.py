@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from console.inventory.problems import InventoryError, Problem, did_you_mean
-from console.inventory.validate import find_literal_secrets, problems_from_validation
+from console.inventory.problems import Problem, did_you_mean
+from console.inventory.validate import validate_document
 from console.inventory.yamlio import LineMap, read_yaml_file
 from console.plugin import ActionSpec, CheckSpec
 
@@ -144,28 +144,14 @@ class Rollout(BaseModel):
 def rollout_from_data(data: Any, label: str = "<rollout>", lines: LineMap | None = None) -> Rollout:
     """Validate plain data as a rollout; raises InventoryError naming file:line."""
     lines = lines or LineMap()
-    if not isinstance(data, dict):
-        raise InventoryError(
-            [
-                Problem(
-                    label,
-                    lines.line(()),
-                    "",
-                    f"a rollout must be a mapping (name:, targets:, change: ...), "
-                    f"not {type(data).__name__}",
-                    "start from inventory/rollouts/demo-driver-upgrade.yaml",
-                )
-            ]
-        )
-    secrets = find_literal_secrets(data, lines, label)
-    try:
-        doc = RolloutDoc.model_validate(data)
-    except ValidationError as exc:
-        skip = {p.field for p in secrets}
-        found = secrets + problems_from_validation(exc, RolloutDoc, lines, label, skip=skip)
-        raise InventoryError(sorted(found, key=lambda p: p.line or 0)) from None
-    if secrets:
-        raise InventoryError(secrets)
+    doc = validate_document(
+        data,
+        RolloutDoc,
+        lines,
+        label,
+        what="a rollout must be a mapping (name:, targets:, change: ...)",
+        example="inventory/rollouts/demo-driver-upgrade.yaml",
+    )
     return Rollout(doc=doc, label=label, lines=dict(lines.lines))
 
 
