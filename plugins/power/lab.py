@@ -27,8 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
+from console.lab.tls import ensure_cert, fingerprint, server_context
 from console.plugin import CommandReply, LabHostContext
-from plugins.power.lab_tls import ensure_cert, fingerprint, server_context
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class PowerLab:
     async def start(self, lab: Any) -> None:
         self._lab = lab
         folder = lab.state_dir / "bmc"
-        cert, key = ensure_cert(folder)
+        cert, key = ensure_cert(folder, "dcconsole lab BMC")
         self.fingerprint = fingerprint(cert)
         pw = folder / "password"
         if not pw.exists():

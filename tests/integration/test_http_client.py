@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import hashlib
-import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -13,11 +10,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from console.lab.tls import ensure_cert, fingerprint, server_context
 from console.transports import HostUnreachable
 from console.transports.http import BodyTooLarge, HttpClient, TlsRejected
 
@@ -71,46 +65,11 @@ async def server() -> AsyncIterator[int]:
     await runner.cleanup()
 
 
-def _self_signed(d: Path) -> tuple[Path, Path, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bmc-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = d / "cert.pem", d / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
-    fingerprint = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
-    return cert_path, key_path, fingerprint
-
-
 @pytest.fixture
 async def tls_server(tmp_path: Path) -> AsyncIterator[tuple[int, Path, str]]:
-    cert, key, fingerprint = _self_signed(tmp_path)
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
-    runner, port = await _serve(ctx)
-    yield port, cert, fingerprint
+    cert, key = ensure_cert(tmp_path, "bmc-test")
+    runner, port = await _serve(server_context(cert, key))
+    yield port, cert, fingerprint(cert)
     await runner.cleanup()
 
 

@@ -30,7 +30,7 @@ from console.transports import Transports
 from plugins.power.actions import ACTIONS, read_state
 from plugins.power.collect import collect_bmc
 from plugins.power.config import PowerConfig
-from plugins.power.lab_tls import ensure_cert, fingerprint
+from console.lab.tls import ensure_cert, fingerprint
 from tests.integration.support import action_runner, by_metric, ctx_for, open_transports
 
 SPEC = {a.id.split(".")[1]: a for a in ACTIONS}

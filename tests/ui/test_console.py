@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from textual.widgets import Button, Input
 
@@ -25,6 +26,17 @@ def restart_entry(app: DcConsoleApp, service: str) -> tuple[object, object]:
         if spec.id == "services.restart" and target.name == service:
             return spec, target
     raise AssertionError(f"no restart action offered for {service}")
+
+
+async def open_restart_confirm(pilot: Any, app: DcConsoleApp, service: str) -> ConfirmScreen:
+    """Start the restart of ``service`` from the palette's entry; wait for its dialog."""
+    spec, target = restart_entry(app, service)
+    app.start_action(spec, target)  # type: ignore[arg-type]
+    for _ in range(200):  # planning runs the preview over SSH: wait for it, not a fixed time
+        if isinstance(app.screen, ConfirmScreen):
+            return app.screen
+        await pilot.pause(0.05)
+    raise AssertionError(f"no confirmation appeared for restarting {service}")
 
 
 async def test_filter_by_node_set_narrows_every_pane(demo_session: Session) -> None:
@@ -84,9 +96,7 @@ async def test_confirmed_restart_runs_and_writes_intent_then_result(
     app = DcConsoleApp(demo_session.options, session=demo_session)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        spec, target = restart_entry(app, "minio-stor01")
-        app.start_action(spec, target)  # type: ignore[arg-type]
-        await pilot.pause(0.5)
+        await open_restart_confirm(pilot, app, "minio-stor01")
         assert isinstance(app.screen, ConfirmScreen)
         confirm = app.screen.query_one("#confirm", Button)
         assert confirm.disabled, "confirm must wait for the typed target name"
@@ -111,10 +121,7 @@ async def test_cancelled_action_writes_nothing(demo_session: Session) -> None:
     app = DcConsoleApp(demo_session.options, session=demo_session)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        spec, target = restart_entry(app, "minio-stor01")
-        app.start_action(spec, target)  # type: ignore[arg-type]
-        await pilot.pause(0.5)
-        assert isinstance(app.screen, ConfirmScreen)
+        await open_restart_confirm(pilot, app, "minio-stor01")
         await pilot.press("escape")
         await app.workers.wait_for_complete()
     assert audit_rows(db) == before
@@ -142,11 +149,7 @@ async def test_confirm_is_disabled_below_80x24(demo_session: Session) -> None:
     app = DcConsoleApp(demo_session.options, session=demo_session)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        spec, target = restart_entry(app, "minio-stor01")
-        app.start_action(spec, target)  # type: ignore[arg-type]
-        await pilot.pause(0.5)
-        screen = app.screen
-        assert isinstance(screen, ConfirmScreen)
+        screen = await open_restart_confirm(pilot, app, "minio-stor01")
         screen.query_one("#typed", Input).value = screen.request.confirm_text or ""
         await pilot.pause()
         assert not screen.query_one("#confirm", Button).disabled
@@ -301,11 +304,7 @@ async def test_resize_storm_with_a_confirmation_open_raises_nothing(
     app = DcConsoleApp(demo_session.options, session=demo_session)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        spec, target = restart_entry(app, "minio-stor01")
-        app.start_action(spec, target)  # type: ignore[arg-type]
-        await pilot.pause(0.3)
-        screen = app.screen
-        assert isinstance(screen, ConfirmScreen)
+        screen = await open_restart_confirm(pilot, app, "minio-stor01")
         screen.query_one("#typed", Input).value = screen.request.confirm_text or ""
         for _ in range(40):
             width, height = rng.randint(20, 200), rng.randint(5, 60)

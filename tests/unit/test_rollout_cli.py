@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,17 +14,7 @@ DEMO = REPO / "inventory" / "demo.yaml"
 DEMO_ROLLOUT = REPO / "inventory" / "rollouts" / "demo-driver-upgrade.yaml"
 
 
-@pytest.fixture(autouse=True)
-def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("isolated_cli_state")
 
 
 def test_plan_prints_waves_checks_and_hash_for_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
