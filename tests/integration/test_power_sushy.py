@@ -25,12 +25,12 @@ import pytest
 
 from console.inventory.load import apply_plugin_configs, inventory_from_data
 from console.inventory.model import Inventory
+from console.lab.tls import ensure_cert, fingerprint
 from console.plugin import Target
 from console.transports import Transports
 from plugins.power.actions import ACTIONS, read_state
 from plugins.power.collect import collect_bmc
 from plugins.power.config import PowerConfig
-from console.lab.tls import ensure_cert, fingerprint
 from tests.integration.support import action_runner, by_metric, ctx_for, open_transports
 
 SPEC = {a.id.split(".")[1]: a for a in ACTIONS}
