@@ -58,6 +58,7 @@ class DcConsoleApp(App[int]):
         Binding("slash", "filter", "Filter"),
         Binding("a", "alerts", "Alerts"),
         Binding("l", "audit", "Audit"),
+        Binding("w", "flows", "Flows"),
         Binding("o", "layout('overview')", "Overview"),
         Binding("question_mark", "help", "Help"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
@@ -304,6 +305,27 @@ class DcConsoleApp(App[int]):
 
         if self.session is not None and self.session.audit is not None:
             self.push_screen(AuditScreen(self.session.audit))
+
+    @work(group="flows")
+    async def action_flows(self) -> None:
+        """`w`: the guided flows menu; the chosen flow opens its own screen."""
+        from console.screens import flows
+        from console.screens.flows import FlowsScreen, load_factory
+
+        if self.session is None:
+            return
+        key = await self.push_screen_wait(FlowsScreen())
+        entry = next((e for e in flows.FLOW_SCREENS if e.key == key), None)
+        if entry is None:
+            return
+        try:
+            screen = load_factory(entry)(self)
+        except Exception as exc:  # a broken flow must not take the console down
+            log.exception("flow %s failed to open", entry.label)
+            self.notify(f"{entry.label} could not open: {exc}", severity="error", timeout=10)
+            return
+        if screen is not None:
+            await self.push_screen(screen)
 
     def open_node(self, name: str) -> None:
         from console.screens.node_card import NodeCardScreen

@@ -16,6 +16,7 @@ HELP = """\
   enter      open the node card of the selected row
   tab        next pane            shift+tab  previous pane
   a          alerts               l          audit log
+  w          guided flows: rollouts, drills, runbooks, scorecard
   o          overview layout      1-9        other layouts
   ctrl+p     command palette: every action you may run, by target
   ?          this help            q          quit
