@@ -370,13 +370,48 @@ class ActionRunner:
         if self.in_flight:
             log.error("%d action(s) still running after %.0fs grace", self.in_flight, grace_s)
 
+    async def release_dead_leases(self, targets: Sequence[str] | None = None) -> list[str]:
+        """Free the leases a console on this host left when it died; returns what was freed.
+
+        A killed console's leases would otherwise hold its targets until their time
+        to live ends (minutes) and every retry would be refused. A lease is freed
+        only when its holder (``user@host:pid:nonce``) ran on this host and that
+        process is gone; a live console's lease is never touched. Each is audited.
+        """
+        here = socket.gethostname()
+        wanted = None if targets is None else set(targets)
+        freed = []
+        for key, holder in await self.audit.live_leases_async():
+            if holder == self.holder or (wanted is not None and key not in wanted):
+                continue
+            who, _, rest = holder.partition("@")
+            host, _, tail = rest.partition(":")
+            pid_text = tail.split(":", 1)[0]
+            if host != here or not pid_text.isdigit() or _pid_alive(int(pid_text)):
+                continue
+            await self.audit.release_lease_async(key, holder)
+            what = key.partition(":")[2] or key
+            freed.append(f"{what} (held by {who}'s console, pid {pid_text}, which is gone)")
+            await self.audit.append_async(
+                "reconcile",
+                action="lease.release",
+                targets=[what],
+                outcome="ok",
+                detail=f"freed the lease of a dead console: {holder}",
+                operator=self.operator,
+            )
+        return freed
+
     async def reconcile_on_start(self) -> list[PendingAction]:
         """Mark intents without results as ``unknown`` and return them for display.
 
         An intent of another console on this host whose process still runs is
         in flight, not lost, and is left alone. (Consoles on other hosts sharing
-        one database file are not told apart: keep one database per host.)
+        one database file are not told apart: keep one database per host.) The
+        leases of dead consoles on this host are freed first.
         """
+        if not self.read_only:
+            await self.release_dead_leases()
         pending = await self.audit.pending_actions_async()
         here = socket.gethostname()
         out = []

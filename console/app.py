@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 REFRESH_S = 0.5
 """The UI redraws at most this often, however fast readings arrive."""
+QUIT_AGAIN_S = 5.0
+"""A second q within this long quits although a rollout or drill is running."""
 HANGUP_GRACE_S = 30.0
 """After SIGHUP, actions already running get this long to record their results."""
 
@@ -82,6 +84,9 @@ class DcConsoleApp(App[int]):
         self._dirty = False
         self._hanging_up = False
         self._hangup_task: asyncio.Future[None] | None = None
+        self.busy_checks: list[Callable[[], list[str]]] = []
+        """Flows register what they are running (``["rollout r-12"]``): quitting asks first."""
+        self._quit_armed_at: float | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(self.clock)
@@ -122,6 +127,7 @@ class DcConsoleApp(App[int]):
 
     async def _attach_session(self, session: Session) -> None:
         from console.plugin import Role
+        from console.screens.approvals_watch import watch_approvals
         from console.widgets.pane import NodeFilter
 
         self.node_filter = NodeFilter()
@@ -138,6 +144,7 @@ class DcConsoleApp(App[int]):
         self.set_interval(REFRESH_S, self._refresh_panes)
         for notice in session.notices:
             self.notify(notice, severity="warning", timeout=10)
+        watch_approvals(self, session.approvals)  # the two-person rule, live on every console
         self._dirty = True
         self._refresh_panes()
 
@@ -444,10 +451,32 @@ class DcConsoleApp(App[int]):
 
     # ------------------------------------------------------------------ quit
 
+    def busy_work(self) -> list[str]:
+        """What the guided flows are running now (a rollout, a drill)."""
+        found: list[str] = []
+        for check in self.busy_checks:
+            try:
+                found.extend(check())
+            except Exception:  # a flow's bookkeeping must never stop the operator quitting
+                log.exception("busy check failed")
+        return found
+
     async def action_quit(self) -> None:
         session = self.session
         if session is not None and session.runner is not None and session.runner.in_flight:
             self.notify("an action is still running: wait for its result", severity="warning")
+            return
+        busy = self.busy_work()
+        now = time.monotonic()
+        if busy and (self._quit_armed_at is None or now - self._quit_armed_at > QUIT_AGAIN_S):
+            # Quitting interrupts them between steps; they resume later, but say so first.
+            self._quit_armed_at = now
+            self.notify(
+                f"{', '.join(busy)} still running: quitting interrupts it between steps "
+                f"(resume it later). Press q again within {QUIT_AGAIN_S:.0f} s to quit.",
+                severity="warning",
+                timeout=QUIT_AGAIN_S,
+            )
             return
         if session is not None:
             await session.stop()

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
-from console.audit_chain import GENESIS, HASHED_FIELDS, VerifyReport, row_hash, verify
+from console.audit_chain import GENESIS, VerifyReport, insert_linked, verify
 from console.audit_files import (
     AuditPermissionError,
     append_private_line,
@@ -39,13 +39,16 @@ from console.audit_model import (
     AuditError,
     AuditEvent,
     AuditWriteError,
+    EventDraft,
     PendingAction,
+    T,
     default_audit_db,
     default_fallback_journal,
     state_dir,
     utc_now_iso,
 )
 from console.audit_query import QueryMixin
+from console.audit_tables import m003_approvals, m004_incidents
 from console.identity import Operator
 from console.redact import redact
 
@@ -56,6 +59,7 @@ __all__ = [
     "AuditLog",
     "AuditPermissionError",
     "AuditWriteError",
+    "EventDraft",
     "PendingAction",
     "VerifyReport",
     "default_audit_db",
@@ -109,6 +113,8 @@ def _m002_leases(db: sqlite_utils.Database) -> None:
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("001_events", _m001_events),
     ("002_leases", _m002_leases),
+    ("003_approvals", m003_approvals),
+    ("004_incidents", m004_incidents),
 )
 
 
@@ -182,7 +188,7 @@ class AuditLog(QueryMixin, LeaseMixin):
             create_private_file(self.path)
             uri = f"file:{self.path}"
         try:
-            with private_umask():
+            with private_umask(self.path.parent):
                 conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=0)
                 conn.row_factory = sqlite3.Row
                 conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
@@ -277,17 +283,7 @@ class AuditLog(QueryMixin, LeaseMixin):
             # IMMEDIATE: take the write lock before reading the head, so two
             # consoles on one file never chain onto the same previous row.
             conn.execute("BEGIN IMMEDIATE")
-            head = conn.execute("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
-            row = dict(event)
-            row["id"] = 1 if head is None else head["id"] + 1
-            row["prev_hash"] = GENESIS if head is None else head["hash"]
-            row["hash"] = row_hash(row)
-            cols = (*HASHED_FIELDS, "hash")
-            conn.execute(
-                f"INSERT INTO events ({', '.join(cols)}) "  # noqa: S608 - constant columns
-                f"VALUES ({', '.join('?' for _ in cols)})",
-                [row[c] for c in cols],
-            )
+            row = insert_linked(conn, event)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -384,6 +380,64 @@ class AuditLog(QueryMixin, LeaseMixin):
             raise
         except AuditError as exc:
             raise AuditWriteError(str(exc), event) from exc
+
+    def _commit_with(
+        self, change: Callable[[sqlite3.Connection], tuple[T, EventDraft | None]]
+    ) -> tuple[T, AuditEvent | None]:
+        conn, _ = self._require()
+        event: dict[str, Any] = {}
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            value, draft = change(conn)
+            row = None
+            if draft is not None:
+                event = self._writable_event(
+                    draft.phase, draft.action, draft.targets, draft.params, draft.outcome,
+                    "", None, draft.detail, (), draft.operator,
+                )  # fmt: skip
+                row = insert_linked(conn, event)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise AuditWriteError(f"could not write to {self.path}: {exc}", event) from exc
+            raise
+        if row is None:
+            return value, None
+        self._since_anchor += 1
+        if self.anchor_path is not None and self._since_anchor >= self.anchor_every:
+            self._write_anchor()
+        return value, AuditEvent.from_row(row)
+
+    async def commit_with_async(
+        self, change: Callable[[sqlite3.Connection], tuple[T, EventDraft | None]]
+    ) -> tuple[T, AuditEvent | None]:
+        """Run ``change(conn)`` and append the row it returns in ONE write transaction.
+
+        For state kept in a side table of this database (approvals, incidents):
+        the change and its audit row are committed together or not at all, and
+        ``BEGIN IMMEDIATE`` serialises every console on the file, so a check
+        made inside ``change`` still holds when the row is written. ``change``
+        runs on the audit thread; it may raise to roll everything back.
+
+        Raises:
+            AuditWriteError: nothing was committed (disk full, locked too long).
+        """
+        return await self._acall(self._commit_with, change)
+
+    def commit_with(
+        self, change: Callable[[sqlite3.Connection], tuple[T, EventDraft | None]]
+    ) -> tuple[T, AuditEvent | None]:
+        """``commit_with_async`` for the CLI and tests."""
+        return self._call(self._commit_with, change)
+
+    def read_with(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read-only ``query(conn)`` on the audit thread (side tables, joins)."""
+        return self._call(lambda: query(self._require()[0]))
+
+    async def read_with_async(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._acall(lambda: query(self._require()[0]))
 
     def write_fallback(self, event: Mapping[str, Any]) -> None:
         """Keep a row the database refused: append it to the fallback journal.

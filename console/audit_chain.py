@@ -56,6 +56,26 @@ def row_hash(row: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev + canonical(row)).encode("utf-8")).hexdigest()
 
 
+def insert_linked(conn: sqlite3.Connection, event: Mapping[str, Any]) -> dict[str, Any]:
+    """Chain ``event`` onto the head row and insert it; returns the row as stored.
+
+    The caller holds a write transaction (``BEGIN IMMEDIATE``), so two consoles
+    on one file never chain onto the same previous row.
+    """
+    head = conn.execute("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
+    row = dict(event)
+    row["id"] = 1 if head is None else head[0] + 1
+    row["prev_hash"] = GENESIS if head is None else head[1]
+    row["hash"] = row_hash(row)
+    cols = (*HASHED_FIELDS, "hash")
+    conn.execute(
+        f"INSERT INTO events ({', '.join(cols)}) "  # noqa: S608 - constant columns
+        f"VALUES ({', '.join('?' for _ in cols)})",
+        [row[c] for c in cols],
+    )
+    return row
+
+
 @dataclass(frozen=True, slots=True)
 class AnchorEntry:
     """One line of the anchor file: the chain head at some moment."""
@@ -119,7 +139,7 @@ def verify(path: Path, anchor_path: Path | None = None) -> VerifyReport:
     if not path.exists():
         return VerifyReport(False, 0, None, f"no audit database at {path}")
     try:
-        with private_umask():  # a reader may create the -shm file
+        with private_umask(path.parent):  # a reader may create the -shm file
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         return VerifyReport(False, 0, None, f"cannot open {path}: {exc}")

@@ -72,3 +72,14 @@ class LeaseMixin(AuditWorker):
     def lease_holder(self, target: str) -> str | None:
         """Who holds an unexpired lease on ``target``, or None."""
         return self._call(self._holder, target, time.time())
+
+    def _live(self, now: float) -> list[tuple[str, str]]:
+        conn, _ = self._require()
+        rows = conn.execute(
+            "SELECT target, holder FROM leases WHERE expires_at > ? ORDER BY target", (now,)
+        ).fetchall()
+        return [(str(r["target"]), str(r["holder"])) for r in rows]
+
+    async def live_leases_async(self) -> list[tuple[str, str]]:
+        """Every unexpired lease as (target, holder)."""
+        return await self._acall(self._live, time.time())

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from console.identity import Operator
+
 T = TypeVar("T")
 
 
@@ -112,6 +114,19 @@ class AuditEvent:
         d["targets"] = list(self.targets)
         d["params"] = dict(self.params)
         return d
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An audit row to write together with another change (``AuditLog.commit_with``)."""
+
+    phase: str
+    action: str = ""
+    targets: tuple[str, ...] = ()
+    params: Mapping[str, Any] | None = None
+    outcome: str = ""
+    detail: str = ""
+    operator: Operator | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "--no-scenario", action="store_true", help="demo: do not inject the demo's timed faults"
     )
     parser.add_argument("--log-file", type=Path, help="debug log (default in the state dir)")
+    parser.add_argument(
+        "--source",
+        choices=("direct", "prometheus"),
+        default="direct",
+        help="demo: read GPUs, power and fabric through a real Prometheus scraping the lab's "
+        "exporters (a site chooses per subsystem in its inventory)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="open the console (the default)")
     cli_check.register(sub)
@@ -61,6 +68,9 @@ def _setup_logging(path: Path | None) -> None:
     handler._dcc = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # asyncssh logs several INFO lines per connection and per command: at fleet size
+    # that is thousands of flushed lines a minute, and a large share of the CPU.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
 def cli_wizards_commands() -> tuple[str, ...]:
@@ -103,6 +113,13 @@ def _validate_site(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.inventory is not None and args.source != "direct":
+        print(
+            "dcc: --source applies to the demo; a site chooses `source:` per subsystem in "
+            "its inventory (see README, Prometheus as a source)",
+            file=sys.stderr,
+        )
+        return 2
     if args.inventory is not None:
         status = _validate_site(args)
         if status:
@@ -117,6 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         audit_db=args.audit_db,
         roles=args.roles,
         scenario=None if args.no_scenario else "demo",
+        source=args.source,
     )
     app = DcConsoleApp(options)
     code = app.run()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from console.inventory.model import Inventory
     from console.plugin import Plugin
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +38,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--state-dir", type=Path, default=None, help="default: " + str(default_state_dir())
     )
     p.add_argument("--inventory", type=Path, default=None, help="default: inventory/demo.yaml")
-    p.add_argument("--scenario", default="demo", help="a scenario name or file, or 'none'")
+    p.add_argument(
+        "--hosts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead of an inventory: a generated fleet of N GPU servers (8 GPUs, a BMC, "
+        "8 InfiniBand ports each; 4 to a rack), one loopback address each",
+    )
+    p.add_argument(
+        "--scenario",
+        default=None,
+        help="a scenario name or file, or 'none' (default: demo; none with --hosts)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--speed", type=float, default=1.0, help="lab seconds per real second")
     p.set_defaults(lab_command=None, handler=run)
@@ -138,6 +151,32 @@ def _already_running(state_dir: Path) -> int | None:
     return pid if pid != os.getpid() else None
 
 
+def _load(path: Path) -> tuple[Inventory, str] | str:
+    """The inventory at ``path``, or the loader's message (file, line, field)."""
+    try:
+        from console.inventory.load import load_inventory
+
+        return load_inventory(path.expanduser()), ""
+    except ImportError:
+        return "the inventory loader is not available"
+    except Exception as exc:
+        return str(exc) or type(exc).__name__
+
+
+def _fleet_inventory(hosts: int) -> tuple[Inventory, str] | str:
+    """A generated fleet of ``hosts``, once the open-file limit is known to fit it."""
+    from console.inventory.load import inventory_from_data
+    from console.lab.fleet import fleet_document
+    from console.lab.limits import LabTooBig, ensure_fd_budget
+
+    try:
+        data = fleet_document(hosts)
+        budget = ensure_fd_budget(hosts)
+    except (ValueError, LabTooBig) as exc:
+        return str(exc)
+    return inventory_from_data(data, None), budget.note
+
+
 async def _serve(args: argparse.Namespace, state_dir: Path, plugins: Sequence[Plugin]) -> int:
     from console.lab import Lab
     from console.lab.scenario import ScenarioError
@@ -145,25 +184,35 @@ async def _serve(args: argparse.Namespace, state_dir: Path, plugins: Sequence[Pl
     pid = _already_running(state_dir)
     if pid is not None:
         return _err(f"a lab already runs in {state_dir} (pid {pid})")
-    path = (args.inventory or DEFAULT_INVENTORY).expanduser()
-    try:
-        from console.inventory.load import load_inventory
-
-        inventory = load_inventory(path)
-    except ImportError:
-        return _err("the inventory loader is not available")
-    except Exception as exc:  # the loader's errors name the file, line and field
-        return _err(str(exc) or type(exc).__name__)
-    scenario = None if args.scenario in (None, "", "none") else args.scenario
+    hosts = getattr(args, "hosts", None)
+    if hosts is not None:
+        if args.inventory is not None:
+            return _err("give either --inventory or --hosts, not both")
+        loaded = _fleet_inventory(hosts)
+    else:
+        loaded = _load(args.inventory or DEFAULT_INVENTORY)
+    if isinstance(loaded, str):
+        return _err(loaded)
+    inventory, note = loaded
+    wanted = args.scenario if args.scenario is not None else ("none" if hosts else "demo")
+    scenario = None if wanted in ("", "none") else wanted
     if args.speed <= 0:
         return _err("--speed must be positive")
     try:
         lab = Lab(
-            inventory, state_dir, plugins, seed=args.seed, speed=args.speed, scenario=scenario
+            inventory,
+            state_dir,
+            plugins,
+            seed=args.seed,
+            speed=args.speed,
+            scenario=scenario,
+            spread=hosts is not None,
         )
         await lab.start()
     except (ScenarioError, ValueError, OSError) as exc:
         return _err(str(exc))
+    if note:
+        print(f"dcc lab: {note}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -171,12 +220,13 @@ async def _serve(args: argparse.Namespace, state_dir: Path, plugins: Sequence[Pl
     try:
         first = next(iter(lab.hosts.values()), None)
         d = lab.state_dir
-        print(f"dcc lab: {len(lab.hosts)} simulated hosts on {lab.bind}; state in {d}")
+        where = "127.1.0.0/16 (BMCs on 127.2.0.0/16)" if lab.spread else lab.bind
+        print(f"dcc lab: {len(lab.hosts)} simulated hosts on {where}; state in {d}")
         print(f"  console:  dcc --inventory {d / 'inventory.yaml'}")
         if first is not None:
             print(
                 f"  ssh:      ssh -i {d / 'id_ed25519'} -o UserKnownHostsFile={d / 'known_hosts'}"
-                f" -p {first.port} {first.node.ssh.user}@{lab.bind} hostname"
+                f" -p {first.port} {first.node.ssh.user}@{first.address} hostname"
             )
         print("  faults:   dcc lab fault list | add NAME TARGET [--param K=V] [--for S] | clear ID")
         print(f"  scenario: {scenario or 'none'}; Ctrl-C stops the lab.", flush=True)

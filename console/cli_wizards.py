@@ -13,6 +13,10 @@ import importlib
 FLOWS: dict[str, str] = {
     "rollout": "console.wizards.rollout_cli",
     "drill": "console.wizards.drill_cli",
+    "scorecard": "console.wizards.scorecard_cli",
+    "incident": "console.wizards.incident_cli",
+    "approvals": "console.wizards.approvals_cli",
+    "runbook": "console.wizards.runbook_cli",
 }
 """Top-level command -> module (``"rollout": "console.wizards.rollout_cli"``)."""
 

@@ -28,6 +28,10 @@ class LaunchOptions:
     lab_state_dir: Path | None = None
     poll: bool = True
     """False in tests that drive the poller themselves."""
+    approval_expire_s: float = 900.0
+    source: str = "direct"
+    """Demo only: ``prometheus`` reads the lab through a real Prometheus (dcc --source)."""
+    """A two-person approval nobody decided within this many seconds expires."""
 
     @property
     def demo(self) -> bool:

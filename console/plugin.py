@@ -18,6 +18,7 @@ import enum
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -125,6 +126,37 @@ TargetsFn = Callable[["Inventory", Any], Sequence[Target]]
 
 
 @dataclass(frozen=True, slots=True)
+class Absent:
+    """Something a fleet read expected and did not find (a series gone from Prometheus).
+
+    The poller turns it into readings of ``None`` (unknown, never 0) for ``metrics`` of
+    ``target``, dated at the last time it was seen (``last_seen``, else the Store's
+    last reading of it), with ``why`` and its age as the detail.
+    """
+
+    target: str
+    metrics: tuple[str, ...]
+    why: str
+    last_seen: float | None = None
+    node: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FleetResult:
+    """What one run of a fleet collector found, for all its targets at once."""
+
+    readings: Sequence[Reading] = ()
+    absent: Sequence[Absent] = ()
+    errors: Mapping[str, str] = field(default_factory=dict)
+    """Poller target name -> why it has no current data (that target counts as failing)."""
+
+
+FleetCollectFn = Callable[[CollectContext, Sequence[Target]], Awaitable[FleetResult]]
+"""Reads every target in one run (one query per metric family, never one per host)."""
+
+
+@dataclass(frozen=True, slots=True)
 class CollectorSpec:
     """An async read of one kind of data, run by the poller for each target."""
 
@@ -140,6 +172,32 @@ class CollectorSpec:
     """Seconds one run may take before it is cancelled and counted as failed."""
     label: str = ""
     """What an operator reads in the collector status list."""
+    fleet: FleetCollectFn | None = None
+    """Set for a fleet-scoped collector: the poller runs it once per interval for all its
+    targets (``collect`` is then only a one-target adapter). See ``fleet_collector``."""
+
+
+def fleet_collector(
+    id: str,
+    targets: TargetsFn,
+    collect: FleetCollectFn,
+    interval: float = 15.0,
+    timeout: float = 20.0,
+    label: str = "",
+) -> CollectorSpec:
+    """A collector the poller runs once per refresh for all its targets (a Prometheus source).
+
+    It reports per target (``FleetResult.errors``) so panes and the node card read the
+    same collector states, and the same Store keys, as with a per-target collector.
+    """
+
+    async def one(ctx: CollectContext, target: Target) -> Sequence[Reading]:
+        result = await collect(ctx, [target])
+        if target.name in result.errors:
+            raise RuntimeError(result.errors[target.name])
+        return result.readings
+
+    return CollectorSpec(id, targets, one, interval, timeout, label, fleet=collect)
 
 
 # --------------------------------------------------------------------------- panes
@@ -262,6 +320,41 @@ class CheckSpec:
     label: str
     target_kind: str
     check: CheckFn
+    metrics: tuple[str, ...] = ()
+    """The readings it judges (shown beside it in a runbook step), read from the target
+    or, when the target has none, from its node."""
+    pane: str | None = None
+    """The pane (id) that shows what it depends on."""
+
+
+# --------------------------------------------------------------------------- data probes
+
+
+ProbeWriteFn = Callable[[ActionContext, Target, Any, str, bytes], Awaitable[None]]
+ProbeNamesFn = Callable[[ActionContext, Target, Any, str], Awaitable[Sequence[str]]]
+ProbeReadFn = Callable[[ActionContext, Target, Any, str], Awaitable[bytes | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class DataProbeSpec:
+    """Small named records written and read through a data service's own protocol.
+
+    Drills measure the RPO with it: timestamped markers written to the primary
+    at a steady rate, then the newest one that survived read from the new primary
+    after a failover. ``write`` raises when the service did not acknowledge the
+    record; ``names`` lists the record names under a prefix; ``read`` returns a
+    record's content, None when it is not there.
+    """
+
+    id: str
+    label: str
+    target_kind: str
+    write: ProbeWriteFn
+    names: ProbeNamesFn
+    read: ProbeReadFn
+    inputs: type[ActionInputs] = ActionInputs
+    timeout: float = 5.0
+    """Seconds one write, listing or read may take."""
 
 
 # --------------------------------------------------------------------------- node card
@@ -279,6 +372,8 @@ class CardLine:
 CardFn = Callable[["StoreView", "Node"], Sequence[CardLine]]
 
 AlertsFn = Callable[["StoreView", "Inventory"], Sequence[Finding]]
+NodeAlertsFn = Callable[["StoreView", "Inventory", "Node"], Sequence[Finding]]
+"""The findings about one node, from that node's readings alone (see ``Plugin.node_alerts``)."""
 """Turns what the Store knows into the plugin's current alerts (evaluated after each change)."""
 
 
@@ -375,9 +470,18 @@ class Plugin:
     """Adds a section to the node card from what the Store knows."""
     card_title: str = ""
     alerts: AlertsFn | None = None
+    node_alerts: NodeAlertsFn | None = None
+    """Per-node alert rules, for fleets: the console re-runs them only for nodes whose
+    readings changed, and keeps the others' findings. When set, ``alerts`` must return
+    only what is not about a single node (racks, clusters), or None."""
     lab: LabFactory | None = None
     shutdown: Callable[[], Awaitable[None]] | None = None
     """Called when the console stops, before the transports close (watches, sessions)."""
+    data_probes: tuple[DataProbeSpec, ...] = ()
+    """Records written and read through a data service's protocol (drills' RPO markers)."""
+    runbooks: tuple[Path, ...] = ()
+    """On-call runbook YAML files for incidents of this subsystem (``plugins/gpu/runbooks/``);
+    a site's own runbooks override them by id."""
     contract_version: int = CONTRACT_VERSION
 
     def validate_ids(self) -> list[str]:
@@ -388,6 +492,7 @@ class Plugin:
             ("pane", self.panes),
             ("action", self.actions),
             ("check", self.checks),
+            ("data probe", self.data_probes),
         ):
             for item in items:
                 if not item.id.startswith(self.name + "."):

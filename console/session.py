@@ -16,16 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from console.health import evaluate
+from console.gc_policy import GcPolicy
+from console.health import AlertBook
 from console.inventory.model import Inventory
 from console.options import LaunchOptions, state_dir
-from console.plugin import Finding, Plugin, Severity
+from console.plugin import ActionSpec, Finding, Plugin, Severity
 from console.registry import Registry, discover
 from console.store import Store
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.actions import ActionRunner
+    from console.approvals import Approvals
     from console.audit import AuditLog
+    from console.identity import Operator
+    from console.incidents import Incidents
     from console.lab import Lab
     from console.poller import Poller
     from console.transports import Transports
@@ -52,13 +56,29 @@ class Session:
     pending: list[Any] = field(default_factory=list)
     """Actions found with an intent and no result when this console started."""
     interrupted_rollouts: list[Any] = field(default_factory=list)
+    unfinished_runbooks: list[Any] = field(default_factory=list)
+    """Runbook runs an earlier console (or operator) left running or paused."""
+    unfinished_drills: list[Any] = field(default_factory=list)
+    """Drills with no end recorded: their console stopped mid-drill (or is running one now)."""
     """Rollouts a console left running, halted or awaiting approval."""
     notices: list[str] = field(default_factory=list)
     """Things to tell the operator once the screen is up."""
     background: set[asyncio.Future[Any]] = field(default_factory=set)
     """Audit writes started from callbacks (kept so they are not garbage-collected)."""
     console_lock: TextIO | None = None
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+    """Blocking cleanups run (in a thread) when the console stops: the demo's Prometheus."""
     """Held while this console runs; None when another console holds it (a warning)."""
+    alert_book: AlertBook = field(default_factory=AlertBook)
+    """Re-evaluates per-node alert rules only for nodes whose readings changed."""
+    gc_policy: GcPolicy | None = None
+    """Keeps the cyclic garbage collector from stalling the loop (started by start_session)."""
+    extra_actions: list[ActionSpec] = field(default_factory=list)
+    """Actions no plugin declares: the lab's (inject/clear faults, dead man's switches)."""
+    approvals: Approvals | None = None
+    """The two-person rule: requests and decisions, in the audit database."""
+    incidents: Incidents | None = None
+    """Open incidents, their timelines and hand-off notes, in the audit database."""
 
     @property
     def plugins(self) -> Sequence[Plugin]:
@@ -73,7 +93,7 @@ class Session:
         return self.options.read_only
 
     def findings(self) -> list[Finding]:
-        found = evaluate(self.store, self.inventory, self.plugins)
+        found = self.alert_book.evaluate(self.store, self.inventory, self.plugins)
         for p in self.pending:
             found.append(
                 Finding(
@@ -95,6 +115,28 @@ class Session:
                     key=f"rollout:{r.id}",
                 )
             )
+        for run in self.unfinished_runbooks:
+            found.append(
+                Finding(
+                    Severity.WARNING,
+                    run.target,
+                    f"runbook {run.title!r} on {run.target} left {run.status}: "
+                    "continue it (w, b) or abort it",
+                    key=f"runbook:{run.id}",
+                    node=run.node or None,
+                )
+            )
+        for drill in self.unfinished_drills:
+            found.append(
+                Finding(
+                    Severity.CRITICAL if drill.restored is not True else Severity.WARNING,
+                    f"drill:{drill.id}",
+                    f"drill {drill.title!r} started {drill.started} has no end: its console "
+                    "stopped mid-drill; check the fault was restored (dead man's switch) and "
+                    "the steady state holds",
+                    key=f"drill:{drill.id}",
+                )
+            )
         return found
 
     def refresh_alerts(self) -> None:
@@ -103,6 +145,8 @@ class Session:
     async def stop(self) -> None:
         if self.poller is not None:
             await self.poller.stop()
+        if self.gc_policy is not None:
+            await self.gc_policy.stop()
         if self.background:
             await asyncio.gather(*self.background, return_exceptions=True)
         for plugin in self.plugins:
@@ -115,6 +159,8 @@ class Session:
                 log.exception("shutdown of plugin %s failed", plugin.name)
         if self.transports is not None:
             await self.transports.close()
+        for close in self.closers:
+            await asyncio.to_thread(close)
         if self.lab is not None:
             await self.lab.stop()
         if self.audit is not None:
@@ -124,6 +170,15 @@ class Session:
             self.console_lock = None
 
 
+def _lab_actions(lab: Lab | None) -> list[ActionSpec]:
+    """The lab's own actions in a demo session (drills inject faults with them)."""
+    if lab is None:
+        return []
+    from console.lab.actions import lab_actions, lab_port
+
+    return list(lab_actions(lab_port(lab)))
+
+
 def hold_console_lock(audit_path: Path) -> TextIO | None:
     """Take ``<audit db>.lock`` (flock, released by the OS if we die); None if held elsewhere.
 
@@ -131,7 +186,10 @@ def hold_console_lock(audit_path: Path) -> TextIO | None:
     but an operator should know (RELIABILITY.md F10).
     """
     path = audit_path.with_name(audit_path.name + ".lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    from console.audit_files import file_mode, private_umask
+
+    with private_umask(path.parent):  # a team folder's operators share the lock
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, file_mode(path.parent))
     handle = os.fdopen(fd, "r+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -142,6 +200,38 @@ def hold_console_lock(audit_path: Path) -> TextIO | None:
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
+
+
+async def _unfinished_runbooks(audit_path: Path) -> list[Any]:
+    """Runbook runs left running or paused (only if a runbooks database exists)."""
+    from console.wizards.runbook_state import RunbookState
+
+    path = audit_path.with_name("runbooks.db")
+    if not path.exists():
+        return []
+    try:
+        state = RunbookState(path)
+    except Exception:  # a damaged database must not stop the console; say so in the log
+        log.exception("could not open %s", path)
+        return []
+    try:
+        return list(await state.unfinished())
+    except Exception:
+        log.exception("could not read %s", path)
+        return []
+    finally:
+        state.close()
+
+
+def _unfinished_drills(audit_path: Path) -> list[Any]:
+    """Drills with no end recorded (only if a drills database exists)."""
+    from console.wizards.drill_report import drill_history
+
+    try:
+        return [d for d in drill_history(audit_path.with_name("drills.db")) if not d.finished]
+    except Exception:  # a damaged database must not stop the console; say so in the log
+        log.exception("could not read the drill history beside %s", audit_path)
+        return []
 
 
 async def _interrupted_rollouts(audit_path: Path) -> list[Any]:
@@ -188,11 +278,24 @@ def _host_key_recorder(session: Session) -> Callable[[str, str], None]:
     return record
 
 
-async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] = ()) -> Session:
-    """Build and start everything: the lab (demo), plugins, transports, audit, poller."""
+async def start_session(
+    options: LaunchOptions,
+    extra_plugins: Sequence[Plugin] = (),
+    *,
+    operator: Operator | None = None,
+) -> Session:
+    """Build and start everything: the lab (demo), plugins, transports, audit, poller.
+
+    ``operator`` replaces this process's identity (OS user, terminal, SSH client)
+    for tests that run two consoles as two people in one process. Only code can
+    pass it: no option or environment variable reaches it, so nobody at a real
+    console can act, or approve, as someone else.
+    """
     from console.actions import ActionRunner
+    from console.approvals import Approvals
     from console.audit import AuditLog, default_audit_db
     from console.identity import Operator
+    from console.incidents import Incidents
     from console.inventory import apply_plugin_configs, load_inventory
     from console.poller import Poller
     from console.roles import resolve_role
@@ -200,6 +303,7 @@ async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] 
 
     registry = discover(extra_plugins)
     lab = None
+    closers: list[Callable[[], Any]] = []
     if options.inventory is None:
         from console.lab import Lab
 
@@ -212,6 +316,15 @@ async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] 
         )
         await lab.start()
         inventory = lab.inventory
+        if options.source == "prometheus":
+            from console.lab.prometheus_demo import behind_prometheus
+
+            try:
+                inventory, peer = await behind_prometheus(lab, registry.plugins, lab_dir / "prom")
+            except BaseException:
+                await lab.stop()
+                raise
+            closers.append(peer.stop)
     else:
         inventory = load_inventory(options.inventory)
     models = {p.name: p.config_model for p in registry.plugins}
@@ -231,9 +344,11 @@ async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] 
         if inventory.doc.audit.anchor
         else audit_path.with_name(audit_path.name + ".anchor")
     )
-    audit = await asyncio.to_thread(AuditLog, audit_path, anchor_path=anchor, anchor_every=20)
+    operator = operator or Operator.current()
+    audit = await asyncio.to_thread(
+        AuditLog, audit_path, operator=operator, anchor_path=anchor, anchor_every=20
+    )
     console_lock = hold_console_lock(audit_path)
-    operator = Operator.current()
     roles_path = options.roles
     if roles_path is None and inventory.doc.roles_file:
         roles_path = inventory.resolve_path(inventory.doc.roles_file)
@@ -248,6 +363,7 @@ async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] 
         options.read_only,
         inventory.plugin_configs,
     )
+    incidents = Incidents(audit, operator)
     session = Session(
         inventory=inventory,
         registry=registry,
@@ -257,7 +373,17 @@ async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] 
         audit=audit,
         runner=runner,
         lab=lab,
+        closers=closers,
+        extra_actions=_lab_actions(lab),
         console_lock=console_lock,
+        approvals=Approvals(
+            audit,
+            operator,
+            role=role,
+            read_only=options.read_only,
+            expire_after_s=options.approval_expire_s,
+        ),
+        incidents=incidents,
     )
     if console_lock is None:
         session.notices.append(
@@ -283,10 +409,22 @@ async def start_session(options: LaunchOptions, extra_plugins: Sequence[Plugin] 
     if session.interrupted_rollouts:
         names = ", ".join(r.name for r in session.interrupted_rollouts)
         session.notices.append(f"interrupted rollout(s): {names} (listed in alerts)")
+    session.unfinished_runbooks = await _unfinished_runbooks(audit_path)
+    session.unfinished_drills = await asyncio.to_thread(_unfinished_drills, audit_path)
+    for what, items in (
+        ("runbook run(s)", session.unfinished_runbooks),
+        ("drill(s)", session.unfinished_drills),
+    ):
+        if items:
+            session.notices.append(f"{len(items)} unfinished {what} (listed in alerts)")
     for broken in registry.broken:
         session.notices.append(f"plugin {broken.name} failed to load: {broken.error}")
+    # The next on-call learns at once what is still open and what was handed over.
+    session.notices.extend(await asyncio.to_thread(incidents.startup_notices))
     transports.ssh.on_host_key_rejected = _host_key_recorder(session)
     session.poller = Poller(store, inventory, transports, registry.collectors())
+    session.gc_policy = GcPolicy()
+    session.gc_policy.start()  # no full-collection pauses at fleet size (console.gc_policy)
     if options.poll:
         session.poller.start()
     return session

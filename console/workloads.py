@@ -143,14 +143,12 @@ def out_of_service(store: StoreView) -> list[ServiceReason]:
     times sort last.
     """
     found: list[ServiceReason] = []
-    for target in store.targets_with_prefix(""):
-        readings = store.readings_for(target)
-        for metric, reading in readings.items():
-            if (
-                metric.endswith(ALLOCATION)
-                and isinstance(reading.value, str)
-                and reading.value in OUT_OF_SERVICE
-            ):
+    # By metric, not by target: a fleet holds hundreds of thousands of readings.
+    for metric in store.metric_names():
+        if not metric.endswith(ALLOCATION):
+            continue
+        for target, reading in store.by_metric(metric).items():
+            if isinstance(reading.value, str) and reading.value in OUT_OF_SERVICE:
                 found.append(service_reason(store, target, metric[: -len(ALLOCATION)]))
     found.sort(key=lambda s: (s.since is None, s.since or 0.0, s.node, s.scheduler))
     return found

@@ -17,7 +17,9 @@ sys.path.insert(0, str(ROOT))
 
 from console.app import DcConsoleApp  # noqa: E402
 from console.options import LaunchOptions  # noqa: E402
+from console.screens import flows  # noqa: E402
 from console.screens.confirm import ConfirmScreen  # noqa: E402
+from console.screens.flows import FlowsScreen, load_factory  # noqa: E402
 from console.session import Session, start_session  # noqa: E402
 
 OUT = ROOT / "screenshots"
@@ -49,6 +51,14 @@ async def _prepare(tmp: Path) -> Session:
     return session
 
 
+async def _open_flow(app: DcConsoleApp, key: str) -> None:
+    """Open a guided flow's first screen, as `w` then its letter does."""
+    entry = next(e for e in flows.FLOW_SCREENS if e.key == key)
+    screen = load_factory(entry)(app)
+    if screen is not None:
+        await app.push_screen(screen)
+
+
 async def _shot(session: Session, name: str, size: tuple[int, int], steps: str = "") -> None:
     app = DcConsoleApp(session.options, session=session)
     async with app.run_test(size=size) as pilot:
@@ -70,6 +80,10 @@ async def _shot(session: Session, name: str, size: tuple[int, int], steps: str =
             app.action_help()
         elif steps.startswith("layout:"):
             await app.action_layout(steps.removeprefix("layout:"))
+        elif steps == "flows":
+            app.push_screen(FlowsScreen())
+        elif steps.startswith("flow:"):
+            await _open_flow(app, steps.removeprefix("flow:"))
         await pilot.pause(0.5)
         app.save_screenshot(f"{name}.svg", str(OUT))
         if isinstance(app.screen, ConfirmScreen):
@@ -94,6 +108,15 @@ async def main() -> None:
             await _shot(session, "confirm-restart", (80, 24), "confirm")
             await _shot(session, "audit", (100, 24), "audit")
             await _shot(session, "help", (80, 24), "help")
+            await _shot(session, "flows", (80, 24), "flows")
+            for key, name in (
+                ("r", "rollouts"),
+                ("d", "drills"),
+                ("b", "runbooks"),
+                ("s", "scorecard"),
+                ("i", "incidents"),
+            ):
+                await _shot(session, f"flow-{name}", (80, 24), f"flow:{key}")
         finally:
             await session.stop()
 

@@ -86,6 +86,7 @@ def _nodes(doc: InventoryDoc, names: list[list[str]], source: Path | None) -> di
                 hardware=group.hardware,
                 clusters=group.clusters,
                 labels=group.labels,
+                exporters={k: _fill(v, values) for k, v in group.exporters.items()},
             )
     return nodes
 
@@ -140,6 +141,14 @@ def _fill(text: str, values: dict[str, str]) -> str:
     return text
 
 
+def prometheus_names(doc: InventoryDoc) -> frozenset[str]:
+    """Names a plugin section's ``prometheus: NAME`` may use (``default``: the top-level block)."""
+    names = set(doc.prometheus_servers)
+    if doc.prometheus is not None:
+        names.add("default")
+    return frozenset(names)
+
+
 def apply_plugin_configs(
     inventory: Inventory, models: Mapping[str, type[BaseModel] | None]
 ) -> Inventory:
@@ -191,7 +200,10 @@ def apply_plugin_configs(
             # with the field's own path and line.
             configs[name] = model.model_validate(
                 section if section is not None else {},
-                context={"nodes": frozenset(inventory.nodes)},
+                context={
+                    "nodes": frozenset(inventory.nodes),
+                    "prometheus_servers": prometheus_names(inventory.doc),
+                },
             )
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, model, lines, label, prefix=loc))

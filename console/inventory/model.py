@@ -14,10 +14,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 CREDENTIAL_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
 
@@ -122,6 +131,10 @@ class NodeGroup(_Doc):
     hardware: ExpectedHardware = Field(default_factory=ExpectedHardware)
     clusters: ClusterMembership = Field(default_factory=ClusterMembership)
     labels: dict[str, str] = Field(default_factory=dict)
+    exporters: dict[str, str] = Field(default_factory=dict)
+    """Prometheus ``instance`` label of each exporter on these nodes, by exporter
+    (``dcgm: "{name}:9400"``, ``ipmi: "10.10.1.{num}"``, ``node: ...``); templates as ``ssh.host``.
+    Only needed when the exporters' labels do not carry the node's name (see README)."""
 
 
 class KubernetesCluster(_Doc):
@@ -154,16 +167,67 @@ class Threshold(_Doc):
     """``above``: bad when the value rises past the level; ``below``: when it falls under."""
 
 
+_PROM_URL = re.compile(r"^https?://[^/@\s?#]+(/[^\s?#]*)?$")
+
+
 class PrometheusSource(_Doc):
+    """A Prometheus (or Thanos/Mimir query frontend) the console reads its HTTP API from."""
+
     url: str
+    """Base URL, ``https://prometheus.site:9090`` (the ``/api/v1/...`` paths are appended)."""
     token: CredentialRef | None = None
+    """Bearer token (``env:NAME`` or ``file:PATH``)."""
+    username: str | None = None
+    """Basic auth user; the password is ``password`` (a reference)."""
+    password: CredentialRef | None = None
     ca_file: str | None = None
+    """CA bundle the server's certificate is verified against (default: the system CAs)."""
+    tls_fingerprint: str | None = None
+    """SHA-256 fingerprint of the server's certificate, pinned (instead of a CA)."""
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """Seconds one query may take (sent to Prometheus as ``timeout`` too)."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not _PROM_URL.match(value):
+            raise ValueError(
+                "the URL must be http(s)://host[:port][/path], without user:password@, "
+                "a query or a fragment"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _auth(self) -> PrometheusSource:
+        if self.token is not None and (self.username or self.password):
+            raise ValueError("give either token (bearer) or username/password (basic), not both")
+        if self.password is not None and not self.username:
+            raise ValueError("password is set but username is not")
+        if (self.token or self.password) and not self.url.startswith("https://"):
+            raise ValueError("a token or password is sent only over https: the URL is http://")
+        return self
 
 
 class AuditSettings(_Doc):
     db: str | None = None
     anchor: str | None = None
     """A file (or ``syslog``) the head hash is written to periodically."""
+
+
+class Backup(_Doc):
+    """A backup the site runs: declared here so reviews (the bring-up scorecard) can see it."""
+
+    name: str = Field(min_length=1)
+    """Short unique name (``etcd``, ``gitlab``)."""
+    covers: str = Field(min_length=1)
+    """What it protects (``Kubernetes etcd``, ``GitLab repositories and database``)."""
+    schedule: str = Field(min_length=1)
+    """When it runs, as the backup tool says it (``daily 02:00``, ``0 2 * * *``)."""
+    destination: str = Field(min_length=1)
+    """Where the copies go (``minio://backups/etcd``, ``tape library``); never a credential."""
+    retention_days: int = Field(ge=1)
+    restore_tested: date | None = None
+    """The day a restore from it was last tested (YYYY-MM-DD), if ever."""
 
 
 class InventoryDoc(_Doc):
@@ -177,12 +241,26 @@ class InventoryDoc(_Doc):
     clusters: Clusters = Field(default_factory=Clusters)
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
     prometheus: PrometheusSource | None = None
+    """The Prometheus subsystems with ``source: prometheus`` read (named ``default``)."""
+    prometheus_servers: dict[str, PrometheusSource] = Field(default_factory=dict)
+    """More Prometheus servers by name, for a plugin section's ``prometheus: NAME``."""
     roles_file: str | None = None
     audit: AuditSettings = Field(default_factory=AuditSettings)
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Each plugin's own section, validated by that plugin's config model."""
+    backups: list[Backup] = Field(default_factory=list)
+    """The backups the site runs (optional; names unique)."""
     demo: bool = False
     """True for the lab's inventory: the header shows DEMO."""
+
+    @field_validator("backups")
+    @classmethod
+    def _unique_backups(cls, value: list[Backup]) -> list[Backup]:
+        names = [b.name for b in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"backup names must be unique: {', '.join(dupes)}")
+        return value
 
 
 # --------------------------------------------------------------------------- resolved
@@ -204,6 +282,8 @@ class Node(_Doc):
     hardware: ExpectedHardware = Field(default_factory=ExpectedHardware)
     clusters: ClusterMembership = Field(default_factory=ClusterMembership)
     labels: dict[str, str] = Field(default_factory=dict)
+    exporters: dict[str, str] = Field(default_factory=dict)
+    """Its exporters' ``instance`` labels by exporter, templates filled."""
 
 
 class Inventory(BaseModel):
@@ -223,6 +303,8 @@ class Inventory(BaseModel):
     """Where each key of the file was written, for messages about plugin sections."""
     _label: str = PrivateAttr(default="")
     """The file name as the operator gave it, for messages."""
+    _by_rack: tuple[dict[str, Node], dict[str, list[Node]]] | None = PrivateAttr(default=None)
+    """``nodes_in_rack``'s index, with the ``nodes`` it was built from."""
 
     @property
     def label(self) -> str:
@@ -254,7 +336,15 @@ class Inventory(BaseModel):
         return next((r for _, r in self.racks() if r.name == name), None)
 
     def nodes_in_rack(self, rack: str) -> list[Node]:
-        return [n for n in self.nodes.values() if n.rack == rack]
+        # Indexed once: rack panes and rules ask for every rack on every refresh, and a
+        # scan of the fleet per rack is quadratic (1,000 nodes in 250 racks).
+        if self._by_rack is None or self._by_rack[0] is not self.nodes:  # (a model_copy)
+            by_rack: dict[str, list[Node]] = {}
+            for n in self.nodes.values():
+                if n.rack is not None:
+                    by_rack.setdefault(n.rack, []).append(n)
+            self._by_rack = (self.nodes, by_rack)
+        return list(self._by_rack[1].get(rack, ()))
 
     def base_dir(self) -> Path:
         return self.source.parent if self.source else Path.cwd()

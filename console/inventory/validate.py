@@ -130,8 +130,12 @@ def problems_from_validation(
     file: str,
     prefix: Loc = (),
     skip: set[str] | None = None,
+    example: str = "inventory/example-site.yaml",
 ) -> list[Problem]:
-    """One Problem per pydantic error, located by ``lines`` (``prefix`` + the error's loc)."""
+    """One Problem per pydantic error, located by ``lines`` (``prefix`` + the error's loc).
+
+    ``example`` is the shipped file the hints point to (each document kind has its own).
+    """
     out: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     for err in exc.errors(include_url=False):
@@ -139,7 +143,7 @@ def problems_from_validation(
         field = format_loc((*prefix, *loc))
         if skip and field in skip:
             continue
-        problem = _one(err, loc, root, lines.line((*prefix, *loc)), file, field)
+        problem = _one(err, loc, root, lines.line((*prefix, *loc)), file, field, example)
         if (problem.field, problem.message) not in seen:
             seen.add((problem.field, problem.message))
             out.append(problem)
@@ -147,7 +151,13 @@ def problems_from_validation(
 
 
 def _one(
-    err: ErrorDetails, loc: Loc, root: type[BaseModel], line: int | None, file: str, field: str
+    err: ErrorDetails,
+    loc: Loc,
+    root: type[BaseModel],
+    line: int | None,
+    file: str,
+    field: str,
+    example: str,
 ) -> Problem:
     kind = err["type"]
     secret = any(secret_kind(p) for p in loc)
@@ -180,7 +190,7 @@ def _one(
     if kind in ("string_too_short", "too_short"):
         return Problem(file, line, field, f"must not be empty{given}", "fill in a value")
     msg = err["msg"].removeprefix("Value error, ")
-    hint = "see the allowed range" if "than" in msg else "see inventory/example-site.yaml"
+    hint = "see the allowed range" if "than" in msg else f"see {example}"
     return Problem(file, line, field, f"{msg[:1].lower()}{msg[1:]}{given}", hint)
 
 
@@ -216,7 +226,9 @@ def validate_document(
         doc = model.model_validate(data)
     except ValidationError as exc:
         skip = {p.field for p in secrets}
-        found = secrets + problems_from_validation(exc, model, lines, label, skip=skip)
+        found = secrets + problems_from_validation(
+            exc, model, lines, label, skip=skip, example=example
+        )
         raise InventoryError(sorted(found, key=lambda p: p.line or 0)) from None
     if secrets:
         raise InventoryError(secrets)

@@ -74,7 +74,50 @@ def make_app(lab: Lab, token: str) -> web.Application:
     async def clear_all(_: web.Request) -> web.Response:
         return web.json_response({"cleared": lab.faults.clear_all()})
 
+    async def list_deadman(_: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "armed": [s.as_dict() for s in lab.deadman.armed()],
+                "fired": [s.as_dict() for s in lab.deadman.fired],
+            }
+        )
+
+    async def arm_deadman(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return web.json_response({"error": "body must be JSON"}, status=400)
+        clears = body.get("clears") if isinstance(body, dict) else None
+        after = body.get("after_s") if isinstance(body, dict) else None
+        if (
+            not isinstance(clears, list)
+            or not all(isinstance(c, list) and len(c) == 2 for c in clears)
+            or not isinstance(after, int | float)
+        ):
+            return web.json_response(
+                {"error": "need key, clears [[fault, target], ...] and after_s"}, status=400
+            )
+        try:
+            switch = lab.deadman.arm(
+                str(body.get("key", "")),
+                [(str(n), str(t)) for n, t in clears],
+                float(after),
+                str(body.get("by", "")),
+            )
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(switch.as_dict())
+
+    async def cancel_deadman(request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        if not lab.deadman.cancel(key):
+            return web.json_response({"error": f"no armed switch {key}"}, status=404)
+        return web.json_response({"cancelled": key})
+
     app = web.Application(middlewares=[auth], client_max_size=64 * 1024)
+    app.router.add_get("/deadman", list_deadman)
+    app.router.add_post("/deadman", arm_deadman)
+    app.router.add_delete("/deadman/{key}", cancel_deadman)
     app.router.add_get("/status", status)
     app.router.add_get("/faults", list_faults)
     app.router.add_post("/faults", add_fault)

@@ -47,12 +47,19 @@ def effective_inventory(
     state_dir: Path,
     emulations: Mapping[str, LabEmulation],
     plugins: Sequence[Plugin],
+    *,
+    addresses: Mapping[str, str] | None = None,
 ) -> Inventory:
-    """The inventory a console uses to reach this lab."""
+    """The inventory a console uses to reach this lab.
+
+    ``addresses`` gives each host's own loopback address (a spread lab);
+    otherwise every host is on ``bind``.
+    """
     nodes: dict[str, Node] = {}
     groups: list[NodeGroup] = []
     for name, node in inv.nodes.items():
-        ssh = lab_ssh(bind, ports[name], node.ssh.user, state_dir)
+        host = addresses.get(name, bind) if addresses is not None else bind
+        ssh = lab_ssh(host, ports[name], node.ssh.user, state_dir)
         nodes[name] = node.model_copy(update={"ssh": ssh})
         groups.append(
             NodeGroup(
@@ -66,6 +73,7 @@ def effective_inventory(
                 hardware=node.hardware,
                 clusters=node.clusters,
                 labels=node.labels,
+                exporters=node.exporters,
             )
         )
     sections: dict[str, dict[str, Any]] = {}

@@ -27,6 +27,8 @@ from aiohttp import web
 
 from console.inventory.model import Inventory, InventoryDoc
 from console.lab import control
+from console.lab.addresses import BMC_PLANE, HOST_PLANE, require_loopback, spread_address
+from console.lab.deadman import DeadmanBook
 from console.lab.effective import dump_inventory, effective_inventory, resolve_doc
 from console.lab.faults import FRAME_FAULTS, FaultBook
 from console.lab.keys import (
@@ -43,11 +45,14 @@ from console.lab.scenario import (
 )
 from console.lab.sim import LabClock, SimHost, rack_inlets
 from console.lab.sshd import HostServer
+from console.lab.timers import HostTimers
 from console.plugin import CommandReply, LabEmulation, Plugin
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+HOSTS_PER_TICK_SECOND = 250
+"""Past this many hosts the lab's clock ticks less often (4 s at 1,000 hosts)."""
 
 
 class Lab:
@@ -63,9 +68,13 @@ class Lab:
         speed: float = 1.0,
         scenario: str | Path | None = None,
         bind: str = "127.0.0.1",
+        spread: bool = False,
     ) -> None:
         if not ipaddress.ip_address(bind).is_loopback:
             raise ValueError(f"the lab binds only to loopback, not {bind}")
+        self.spread = spread
+        """One loopback address per host (127.1.x.y) and per BMC (127.2.x.y), as a
+        large site has (console.lab.addresses); otherwise everything on ``bind``."""
         self.source = (
             doc_or_inventory
             if isinstance(doc_or_inventory, Inventory)
@@ -81,6 +90,10 @@ class Lab:
         self.faults = FaultBook(
             self.clock.now, known_names=self._fault_names, known_targets=lambda: self.hosts
         )
+        self.deadman = DeadmanBook(self.faults, self.clock)
+        self.timers = HostTimers(self.clock.now, self.clock.speed, self._answer_named)
+        """``systemd-run --on-active`` timers on the hosts (a drill's dead man's switch)."""
+        """Restores armed by drills, fired by the lab if nobody cancels them in time."""
         self.hosts: dict[str, SimHost] = {}
         self.servers: dict[str, HostServer] = {}
         self.scenario_name = scenario
@@ -105,21 +118,32 @@ class Lab:
         return path
 
     async def serve_http(
-        self, app: web.Application, ssl_context: ssl.SSLContext | None = None
+        self,
+        app: web.Application,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        address: str | None = None,
     ) -> tuple[str, int]:
         """Serve an emulation's aiohttp app on loopback, ephemeral port; closed at stop.
 
-        With ``ssl_context`` it serves HTTPS (a BMC's self-signed certificate).
+        With ``ssl_context`` it serves HTTPS (a BMC's self-signed certificate);
+        ``address`` (a host's or BMC's own, see ``SimHost.address``) defaults to ``bind``.
         """
+        where = require_loopback(address) if address is not None else self.bind
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.bind, 0))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((where, 0))
+        except OSError:
+            sock.close()
+            await runner.cleanup()
+            raise
         port = int(sock.getsockname()[1])
         await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         self._runners.append(runner)
-        return self.bind, port
+        return where, port
 
     async def start(self) -> None:
         ensure_private_dir(self.state_dir)
@@ -130,10 +154,15 @@ class Lab:
             if plugin.lab is not None:
                 self.emulations[plugin.name] = plugin.lab()
         inlets = rack_inlets([r.name for _, r in self.source.racks()], self.seed)
-        for name, node in self.source.nodes.items():
-            self.hosts[name] = SimHost(
+        for i, (name, node) in enumerate(self.source.nodes.items()):
+            host = self.hosts[name] = SimHost(
                 node, self.clock, self.faults, self.seed, inlets.get(node.rack or "", 22.0)
             )
+            if self.spread:
+                host.address = spread_address(i, HOST_PLANE)
+                host.bmc_address = spread_address(i, BMC_PLANE)
+            else:
+                host.address = host.bmc_address = self.bind
         try:
             await self._start_servers(authorized)
             self._write_known_hosts()
@@ -150,6 +179,7 @@ class Lab:
                 self.state_dir,
                 self.emulations,
                 self.plugins,
+                addresses={n: h.address for n, h in self.hosts.items()},
             )
             self.write_inventory(self.state_dir / "inventory.yaml")
             await self._start_control()
@@ -164,6 +194,8 @@ class Lab:
         log.info("lab: %d hosts on %s, state in %s", len(self.hosts), self.bind, self.state_dir)
 
     async def stop(self) -> None:
+        self.deadman.cancel_all()
+        self.timers.cancel_all()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -189,7 +221,12 @@ class Lab:
             "state_dir": str(self.state_dir),
             "bind": self.bind,
             "hosts": {
-                n: {"port": s.port, "mode": s.mode, "user": self.hosts[n].node.ssh.user}
+                n: {
+                    "address": s.bind,
+                    "port": s.port,
+                    "mode": s.mode,
+                    "user": self.hosts[n].node.ssh.user,
+                }
                 for n, s in self.servers.items()
             },
             "fault_names": self.faults.names(),
@@ -210,6 +247,9 @@ class Lab:
             return CommandReply(stdout=host.uptime())
         if cmd == "cat /proc/loadavg":
             return CommandReply(stdout=host.loadavg())
+        timer = self.timers.answer(host.name, cmd)
+        if timer is not None:
+            return timer
         for pname, emu in self.emulations.items():
             try:
                 reply = await emu.command(host, command)
@@ -220,6 +260,13 @@ class Lab:
                 return reply
         word = cmd.split()[0] if cmd.split() else cmd
         return CommandReply(stderr=f"bash: {word}: command not found\n", exit_status=127)
+
+    async def _answer_named(self, name: str, command: str) -> CommandReply:
+        """A command run on a host by the lab itself (a timer that fired)."""
+        host = self.hosts[name]
+        if not host.powered or host.fault("host.down") is not None:
+            return CommandReply(stderr="lab: the host is down\n", exit_status=255)
+        return await self.answer(host, command)
 
     # ------------------------------------------------------------ internals
 
@@ -237,7 +284,7 @@ class Lab:
             def rotated(name: str = name) -> asyncssh.SSHKey:
                 return load_or_create_key(host_key_path(self.state_dir, name, rotated=True))
 
-            server = HostServer(host, self.bind, key, rotated, authorized, self.answer)
+            server = HostServer(host, host.address, key, rotated, authorized, self.answer)
             self.servers[name] = server
             host.port = await server.start()
         os.chmod(hostkeys, 0o700)
@@ -247,8 +294,7 @@ class Lab:
             "# Written by the dcconsole lab: its hosts' keys on their ports (rewritten at start).\n"
         ]
         for name, server in self.servers.items():
-            key = load_or_create_key(host_key_path(self.state_dir, name))
-            lines.append(known_hosts_line(self.bind, server.port, key, name))
+            lines.append(known_hosts_line(server.bind, server.port, server.host_key, name))
         (self.state_dir / "known_hosts").write_text("".join(lines), encoding="utf-8")
 
     async def _start_control(self) -> None:
@@ -269,9 +315,12 @@ class Lab:
             server.sync()
 
     async def _ticker(self) -> None:
-        dt = TICK_SECONDS * self.clock.speed
+        # A fleet ticks less often (the model takes any dt): 1,000 hosts' dynamics every
+        # second were a tenth of a core, which a benchmark's client would not get.
+        period = TICK_SECONDS * max(1.0, len(self.hosts) / HOSTS_PER_TICK_SECOND)
+        dt = period * self.clock.speed
         while True:
-            await asyncio.sleep(TICK_SECONDS)
+            await asyncio.sleep(period)
             now = self.clock.now()
             for host in self.hosts.values():
                 host.tick(dt)

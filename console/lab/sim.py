@@ -84,6 +84,10 @@ class SimHost:
         self.exhaust_c = rack_inlet_c
         self.port: int | None = None
         """The port its SSH server listens on (set by the lab)."""
+        self.address = "127.0.0.1"
+        """The loopback address its SSH server (and exporters) listen on (set by the lab)."""
+        self.bmc_address = "127.0.0.1"
+        """The loopback address its BMC listens on (set by the lab)."""
         # What it was asked, for tests that prove "nothing was sent".
         self.connections = 0
         self.auth_attempts = 0

@@ -83,6 +83,11 @@ class HostServer:
         self._options: dict[bool, asyncssh.SSHServerConnectionOptions] = {}
         self.mode: Mode = "up"
 
+    @property
+    def host_key(self) -> asyncssh.SSHKey:
+        """The key it presents (when not rotated): what known_hosts lists."""
+        return self._host_key
+
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> int:

@@ -41,7 +41,13 @@ class FlowEntry:
     """``module:attribute`` of ``(DcConsoleApp) -> Screen | None``."""
 
 
-FLOW_SCREENS: tuple[FlowEntry, ...] = ()
+FLOW_SCREENS: tuple[FlowEntry, ...] = (
+    FlowEntry("r", "Rollouts", "phased changes by wave", "console.screens.rollouts:open_rollouts"),
+    FlowEntry("d", "Drills", "failover drills: RTO/RPO", "console.screens.drill:open_drills"),
+    FlowEntry("b", "Runbooks", "on-call runbooks", "console.screens.runbook_pick:open_runbooks"),
+    FlowEntry("s", "Scorecard", "bring-up, live", "console.screens.scorecard:open_scorecard"),
+    FlowEntry("i", "Incidents", "hand-off, approvals", "console.screens.incidents:open_incidents"),
+)
 """The flows the menu offers, in menu order. Each flow module adds its line here."""
 
 

@@ -16,7 +16,10 @@ HELP = """\
   enter      open the node card of the selected row
   tab        next pane            shift+tab  previous pane
   a          alerts               l          audit log
-  w          guided flows: rollouts, drills, runbooks, scorecard
+  w          guided flows: rollouts, drills, runbooks, scorecard,
+             incidents and approvals (w then i: approve a second
+             operator's request, hand off to the next on-call)
+  r          on an alert or a node card: the runbooks that answer it
   o          overview layout      1-9        other layouts
   ctrl+p     command palette: every action you may run, by target
   ?          this help            q          quit

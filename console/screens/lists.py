@@ -29,9 +29,12 @@ PAGE = 200
 
 
 class AlertsScreen(Screen[None]):
-    """All current alerts; enter opens the node card."""
+    """All current alerts; enter opens the node card, ``r`` the runbooks for the alert."""
 
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("r", "runbooks", "Runbooks"),
+    ]
 
     def __init__(self, make_context: Callable[[PaneSpec], PaneContext]) -> None:
         super().__init__()
@@ -45,6 +48,13 @@ class AlertsScreen(Screen[None]):
     def on_mount(self) -> None:
         self.pane.table.focus()
         self.set_interval(1.0, self.pane.data_changed)
+
+    def action_runbooks(self) -> None:
+        from console.screens.runbook_pick import offer_for_alert
+
+        row = self.pane.table.current_row
+        if row is not None:
+            offer_for_alert(self.app, row.key)
 
 
 def audit_row(event: AuditEvent) -> Row:

@@ -135,7 +135,10 @@ def render_card(
 class NodeCardScreen(Screen[None]):
     """The node card; it refreshes while open."""
 
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("r", "runbooks", "Runbooks"),
+    ]
 
     DEFAULT_CSS = """
     NodeCardScreen > VerticalScroll { height: 1fr; }
@@ -167,6 +170,12 @@ class NodeCardScreen(Screen[None]):
         self.sub_title = self.node.name
         self.redraw()
         self.set_interval(2.0, self.redraw)
+
+    def action_runbooks(self) -> None:
+        """The runbooks for this node's alerts (with their GPU or port), and for the node."""
+        from console.screens.runbook_pick import offer_for_node
+
+        offer_for_node(self.app, self.node.name)
 
     def redraw(self) -> None:
         self.body.update(

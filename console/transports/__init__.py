@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from console.transports.http import HttpClient
     from console.transports.proc import ProcRunner
+    from console.transports.prometheus import PromClients
     from console.transports.ssh import SshPool
 
 MAX_OUTPUT_BYTES = 1 << 20
@@ -77,6 +78,16 @@ class Transports:
         self.ssh = ssh
         self.http = http
         self.proc = proc
+        self._prometheus: PromClients | None = None
+
+    @property
+    def prometheus(self) -> PromClients:
+        """Prometheus API clients by server, on the shared HTTP client (created on first use)."""
+        if self._prometheus is None:
+            from console.transports.prometheus import PromClients
+
+            self._prometheus = PromClients(self.http)
+        return self._prometheus
 
     @classmethod
     def create(cls, *, ssh_concurrency: int = 128) -> Transports:

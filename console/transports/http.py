@@ -52,6 +52,7 @@ class HttpClient:
         self.max_body = max_body
         self._session: aiohttp.ClientSession | None = None
         self._ssl_contexts: dict[str, ssl.SSLContext] = {}
+        self._fingerprints: dict[str, aiohttp.Fingerprint] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -66,7 +67,14 @@ class HttpClient:
     def _ssl_for(self, tls_fingerprint: str | None, ca_file: str | None) -> Any:
         if tls_fingerprint:
             # Pinned: the certificate must hash to the pin; the chain is not consulted.
-            return aiohttp.Fingerprint(parse_fingerprint(tls_fingerprint))
+            # One object per pin: aiohttp pools connections by it (by identity), so a
+            # new one per request opened a new TLS connection per request (and kept it).
+            pin = self._fingerprints.get(tls_fingerprint)
+            if pin is None:
+                pin = self._fingerprints[tls_fingerprint] = aiohttp.Fingerprint(
+                    parse_fingerprint(tls_fingerprint)
+                )
+            return pin
         if ca_file:
             ctx = self._ssl_contexts.get(ca_file)
             if ctx is None:
@@ -86,8 +94,9 @@ class HttpClient:
         data: bytes | str | None = None,
         tls_fingerprint: str | None = None,
         ca_file: str | None = None,
+        max_body: int | None = None,
     ) -> HttpResponse:
-        """Send one request and read its body (up to ``max_body``).
+        """Send one request and read its body (up to ``max_body``, the client's cap by default).
 
         Raises:
             TlsRejected: the certificate is not trusted or not the pinned one.
@@ -95,6 +104,7 @@ class HttpClient:
             BodyTooLarge: the body passed ``max_body``.
         """
         host = urlsplit(url).netloc or url
+        cap = self.max_body if max_body is None else max_body
         started = time.monotonic()
         session = self._get_session()
         try:
@@ -113,18 +123,15 @@ class HttpClient:
                     allow_redirects=False,
                 ) as resp:
                     declared = resp.content_length
-                    if declared is not None and declared > self.max_body:
+                    if declared is not None and declared > cap:
                         raise BodyTooLarge(
-                            f"{host}: response body of {declared} bytes passes the "
-                            f"{self.max_body}-byte cap"
+                            f"{host}: response body of {declared} bytes passes the {cap}-byte cap"
                         )
                     body = bytearray()
                     async for chunk in resp.content.iter_chunked(65536):
                         body += chunk
-                        if len(body) > self.max_body:
-                            raise BodyTooLarge(
-                                f"{host}: response body passes the {self.max_body}-byte cap"
-                            )
+                        if len(body) > cap:
+                            raise BodyTooLarge(f"{host}: response body passes the {cap}-byte cap")
                     return HttpResponse(
                         status=resp.status,
                         headers={k: v for k, v in resp.headers.items()},

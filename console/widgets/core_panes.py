@@ -71,6 +71,7 @@ class NodesPane(Pane):
                 Column("alerts", 0),
             ]
         )
+        self._rows: dict[str, Row] = {}
         yield self.table
 
     def update_view(self) -> None:
@@ -97,14 +98,14 @@ class NodesPane(Pane):
             if len(alerts) > 1:
                 text = f"{text} (+{len(alerts) - 1})"
             where = f"{node.rack or '—'}" + (f" U{node.u}" if node.u else "")
-            rows.append(
-                Row(
-                    key=node.name,
-                    cells=(GLYPH[worst], node.name, where, node.role, reach_text, text),
-                    node=node.name,
-                    severity=worst,
+            cells = (GLYPH[worst], node.name, where, node.role, reach_text, text)
+            row = self._rows.get(name)
+            if row is None or row.cells != cells or row.severity != worst:
+                # A new Row only when it changed: the table skips the others by identity.
+                row = self._rows[name] = Row(
+                    key=node.name, cells=cells, node=node.name, severity=worst
                 )
-            )
+            rows.append(row)
         self.table.set_rows(rows)
         self.set_empty(not rows, "no node matches the filter")
 

@@ -32,6 +32,12 @@ class StatusHeader(Static):
         self.note = "starting"
         self.viewer = False
         """The operator's role only lets them look (no roles file on a real site)."""
+        self.approvals = 0
+        """Two-person approvals asked by other operators and not yet decided."""
+        self.waiting = 0
+        """This console's own approval requests still waiting for a second operator."""
+
+        self._shown: Text | None = None
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.redraw)
@@ -49,6 +55,8 @@ class StatusHeader(Static):
         viewer: bool | None = None,
         alerts: tuple[int, int] | None = None,
         note: str | None = None,
+        approvals: int | None = None,
+        waiting: int | None = None,
     ) -> None:
         if site is not None:
             self.site = site
@@ -62,6 +70,10 @@ class StatusHeader(Static):
             self.alerts = alerts
         if note is not None:
             self.note = note
+        if approvals is not None:
+            self.approvals = approvals
+        if waiting is not None:
+            self.waiting = waiting
         self.redraw()
 
     def redraw(self) -> None:
@@ -88,11 +100,21 @@ class StatusHeader(Static):
         text.append(f"{total} alert{'s' if total != 1 else ''}", style=style)
         if crit:
             text.append(f" ({crit} crit)", style=style)
-        text.append("")
+        if self.approvals:
+            text.append(" · ")
+            plural = "s" if self.approvals != 1 else ""
+            text.append(f"{self.approvals} approval{plural} pending", style="bold reverse")
+        if self.waiting:
+            text.append(" · ")
+            text.append("waiting for a second operator", style="bold reverse")
         if self.note:
             text.append(f" · {self.note}", style="italic")
         right = "? help "
         pad = max(1, self.size.width - text.cell_len - len(right))
         text.append(" " * pad + right)
         text.truncate(max(self.size.width, 1))
-        self.update(text)
+        if text == self._shown:
+            return  # set_state runs on every refresh: an unchanged header costs nothing
+        self._shown = text
+        # Repaint only (one line, fixed size): a layout pass would repaint the whole screen.
+        self.update(text, layout=False)

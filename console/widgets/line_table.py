@@ -145,7 +145,7 @@ class LineTable(ScrollView, can_focus=True):
             self.refresh()
             return
         for i, (a, b) in enumerate(zip(old, new, strict=True)):
-            if a != b:
+            if a is not b and a != b:  # panes reuse unchanged rows: identity is the fast path
                 self._cache.pop((i, True, self.size.width), None)
                 self._cache.pop((i, False, self.size.width), None)
                 self.refresh_line(i + self._header_lines)

@@ -8,20 +8,25 @@ from ``self.ctx.store``: panes never open connections.
 
 from __future__ import annotations
 
+import inspect
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import Static
 
 from console.inventory.model import Inventory
 from console.plugin import PaneSpec
 from console.sanitize import clean
 from console.store import PaneStatus, StoreView
+
+T = TypeVar("T")
 
 
 def format_age(seconds: float | None) -> str:
@@ -68,6 +73,89 @@ class PaneContext:
     clock: Callable[[], float] | None = None
 
 
+class PerNode(Generic[T]):
+    """Values a pane computes per node, redone only for nodes whose readings changed.
+
+    At fleet size a pane cannot rebuild 1,000 rows on every refresh: ``refresh``
+    computes every node the first time (and whenever the filter or the inventory
+    changed, or after ``reset``), then only the nodes ``Store.changed_nodes`` names.
+    ``compute`` must read nothing but that node's readings (its target and targets
+    whose ``Reading.node`` is it).
+
+    While a poll round sweeps the fleet, hundreds of nodes change between two
+    refreshes: past ``min_nodes``, work stops at ``budget_s`` and the rest is
+    redone on the next refresh, so the keyboard never waits for the fleet.
+    """
+
+    def __init__(
+        self, plugin: str | None = None, budget_s: float = 0.003, min_nodes: int = 16
+    ) -> None:
+        self.plugin = plugin
+        """When set, only changes of that plugin's readings count (``compute`` reads no other)."""
+        self.budget_s = budget_s
+        self.min_nodes = min_nodes
+        self.values: dict[str, T] = {}
+        """Node -> value, in the order of the names last given in full."""
+        self._since: int | None = None
+        self._key: tuple[object, ...] = ()
+        self._pending: set[str] = set()
+
+    def reset(self) -> None:
+        """Recompute every node next time (an option of the pane changed)."""
+        self._since = None
+
+    def refresh(
+        self,
+        ctx: PaneContext,
+        names: Callable[[], Iterable[str]],
+        compute: Callable[[str], T],
+    ) -> dict[str, T]:
+        """Bring ``values`` up to date; ``names`` (the nodes to show, in order) is asked
+        only when everything is recomputed."""
+        store = ctx.store
+        key = (ctx.inventory, ctx.node_filter.text, ctx.node_filter.nodes)
+        since, self._since = self._since, store.version
+        if since is None or key != self._key:
+            self._key = key
+            self._pending.clear()
+            self.values = {name: compute(name) for name in names()}
+            return self.values
+        pending = self._pending
+        pending.update(n for n in store.changed_nodes(since, self.plugin) if n in self.values)
+        deadline = time.perf_counter() + self.budget_s
+        for done, name in enumerate(list(pending)):
+            if done >= self.min_nodes and time.perf_counter() > deadline:
+                break  # the rest on the next refresh
+            pending.discard(name)
+            self.values[name] = compute(name)
+        return self.values
+
+
+_UNSET = object()
+
+
+class _QuietTitle:
+    """A border title that repaints its pane only when it changes.
+
+    Textual repaints the whole widget, children included, on every assignment of
+    ``border_title``/``border_subtitle``: a pane that sets its title on each refresh
+    would redraw every visible row (kilobytes to the terminal) for nothing.
+    """
+
+    def __set_name__(self, owner: type[Widget], name: str) -> None:
+        self._base: Any = inspect.getattr_static(Widget, name)
+        self._shown = f"_dcc_shown_{name}"
+
+    def __get__(self, obj: Widget | None, objtype: type[Widget] | None = None) -> Any:
+        return self if obj is None else self._base.__get__(obj, objtype)
+
+    def __set__(self, obj: Widget, value: Any) -> None:
+        if getattr(obj, self._shown, _UNSET) == value:
+            return
+        setattr(obj, self._shown, value)
+        self._base.__set__(obj, value)
+
+
 class Pane(Vertical):
     """A box with a title, a state line, and a body the subclass composes."""
 
@@ -85,6 +173,9 @@ class Pane(Vertical):
     Pane > .pane--message.-stale { color: $warning; }
     """
 
+    border_title = _QuietTitle()  # type: ignore[assignment]
+    border_subtitle = _QuietTitle()  # type: ignore[assignment]
+
     def __init__(self, ctx: PaneContext, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="pane")
         self.ctx = ctx
@@ -92,6 +183,7 @@ class Pane(Vertical):
         self._empty_text: str | None = None
         self.status: PaneStatus = PaneStatus("loading")
         self._message = Static("", classes="pane--message")
+        self._shown_message: str | None = None
 
     def compose(self) -> ComposeResult:
         yield self._message
@@ -148,7 +240,11 @@ class Pane(Vertical):
             "failed": f"failed: {status.error}",
             "empty": status.error or "nothing to show",
         }[status.state]
-        self._message.update(Text(clean(message)))
+        message = clean(message)
+        if message == self._shown_message:
+            return  # redone on every refresh: touch the widget only when it changed
+        self._shown_message = message
+        self._message.update(Text(message))
         self._message.display = bool(message)
         self._message.set_class(status.state == "failed", "-failed")
         self._message.set_class(status.state == "stale", "-stale")

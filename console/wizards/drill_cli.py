@@ -77,8 +77,13 @@ def _list(args: argparse.Namespace) -> int:
         print(f"no drills yet ({db})")
     for r in reports:
         rto = "—" if r.rto.measured_s is None else f"{r.rto.measured_s:.1f}s"
+        rpo = ""
+        if r.rpo.target_s is not None:
+            got = "—" if r.rpo.measured_s is None else f"{r.rpo.measured_s:.1f}s"
+            rpo = f" RPO {got}/{r.rpo.target_s:g}s"
+        result = r.result if r.ended else "unfinished"
         print(
-            f"{r.id}  {r.result:<8} {r.started}  RTO {rto}/{r.rto.target_s:g}s  "
+            f"{r.id}  {result:<8} {r.started}  RTO {rto}/{r.rto.target_s:g}s{rpo}  "
             f"{r.operator}  {r.title}"
         )
     return 0

@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from console.plugin import ActionSpec, CheckSpec, Plugin, Target
+from console.action_plan import ActionRefused
+from console.filtering import FilterError, parse_filter
+from console.plugin import ActionSpec, CheckSpec, DataProbeSpec, Plugin, Target
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.actions import ActionRunner
@@ -65,6 +67,8 @@ class DrillEnv:
     """``await sleep(seconds)``; None: asyncio.sleep."""
     wall: Callable[[], float] = time.time
     extra: dict[str, Any] = field(default_factory=dict)
+    probes: Mapping[str, DataProbeSpec] = field(default_factory=dict)
+    """Data probes by id (the RPO markers)."""
 
     def target(self, kind: str, name: str) -> Target:
         """The plugin's own Target for (kind, name), or a bare one (a node is its own node)."""
@@ -72,6 +76,22 @@ class DrillEnv:
         if found is not None:
             return found
         return Target(kind, name, node=name if kind == "node" else None)
+
+    def action_targets(self, name: str, kind: str) -> list[Target]:
+        """One target, or each node of a node set / group (``gpu[005-008]``, ``@rack:R02``).
+
+        Raises:
+            ActionRefused: the set is not valid or names no node.
+        """
+        if not (name.startswith("@") or "[" in name or "," in name):
+            return [self.target(kind, name)]
+        try:
+            nodes = parse_filter(name, self.runner.inventory)
+        except FilterError as exc:
+            raise ActionRefused(f"{name}: {exc}") from None
+        if not nodes:
+            raise ActionRefused(f"{name} names no node of the inventory")
+        return [self.target(kind, n) for n in sorted(nodes)]
 
 
 def known_targets(
@@ -114,7 +134,9 @@ def build_env(
     checks = {c.id: c for p in plugins for c in p.checks}
     actions = {a.id: a for p in plugins for a in p.actions}
     actions.update({a.id: a for a in extra_actions})
+    probes = {d.id: d for p in plugins for d in p.data_probes}
     return DrillEnv(
+        probes=probes,
         runner=runner,
         store=store,
         checks=checks,

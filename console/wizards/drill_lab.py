@@ -1,15 +1,14 @@
-"""Drills in the lab: fault injection as audited actions, and a standby that takes over.
+"""Drills in the lab: the lab's actions, and a standby that takes over (for tests).
 
-``lab_fault_actions(faults)`` gives two ``ActionSpec`` (``lab.fault`` and
-``lab.fault_clear``) that inject / clear a lab fault through the ActionRunner,
-so a drill in the demo is planned, confirmed and audited like a real one. The
-injected fault carries a lifetime (``revert_after_s``): if the console dies
-mid-drill the lab reverts by itself (the dead man's switch, at the fault).
+``lab_fault_actions(lab_or_faults)`` gives the lab's actions (``console.lab.actions``:
+``lab.fault``, ``lab.fault_clear``, ``lab.deadman_arm``, ``lab.deadman_cancel``) for
+a lab in this process, so a drill in the demo is planned, confirmed and audited
+like a real one.
 
-``takeover_plugin(...)`` is a small lab emulation giving a service a standby:
+``takeover_plugin(...)`` is a small lab emulation giving any service a standby:
 when the primary is down the address clients use (the VIP) goes down too, and
-comes back ``delay_s`` later served by the standby. So the RTO a drill
-measures in the lab is a real measurement of that delay through the checks.
+comes back ``delay_s`` later served by the standby. (The services plugin's own
+lab does the same for checks that declare ``backends``, with replicated data.)
 """
 
 from __future__ import annotations
@@ -17,110 +16,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import Field
+from console.lab.actions import LAB_TARGET, LocalLab, lab_actions
+from console.lab.faults import FaultBook
+from console.plugin import ActionSpec, CommandReply, LabHostContext, Plugin
 
-from console.inventory.model import Inventory
-from console.lab.faults import FaultBook, FaultError
-from console.plugin import (
-    ActionContext,
-    ActionInputs,
-    ActionSpec,
-    CommandReply,
-    LabHostContext,
-    Outcome,
-    Plugin,
-    Preview,
-    Target,
-)
-
-LAB_TARGET = "lab-target"
+__all__ = ["LAB_TARGET", "TakeoverLab", "lab_fault_actions", "takeover_plugin"]
 
 
-class FaultInputs(ActionInputs):
-    fault: str = Field(min_length=1)
-    params: dict[str, Any] = Field(default_factory=dict)
-    revert_after_s: float | None = Field(default=None, gt=0)
-
-
-class ClearInputs(ActionInputs):
-    fault: str = Field(min_length=1)
-
-
-def _no_targets(inventory: Inventory, config: Any) -> Sequence[Target]:
-    return ()
-
-
-def lab_fault_actions(faults: FaultBook) -> tuple[ActionSpec, ActionSpec]:
-    """``lab.fault`` (destructive: typed confirmation) and ``lab.fault_clear``."""
-
-    async def preview(ctx: ActionContext, target: Target, inputs: Any) -> Preview:
-        assert isinstance(inputs, FaultInputs)
-        if inputs.fault not in faults.names():
-            return Preview((), refuse=f"the lab knows no fault {inputs.fault!r}")
-        life = (
-            f", reverts by itself after {inputs.revert_after_s:g} s"
-            if inputs.revert_after_s
-            else ""
-        )
-        return Preview((f"lab: inject {inputs.fault} on {target.name}{life}",))
-
-    async def execute(ctx: ActionContext, target: Target, inputs: Any) -> Outcome:
-        assert isinstance(inputs, FaultInputs)
-        try:
-            fid = faults.inject(inputs.fault, target.name, inputs.params, inputs.revert_after_s)
-        except FaultError as exc:
-            return Outcome(False, str(exc))
-        return Outcome(True, f"fault {fid} {inputs.fault} on {target.name}")
-
-    async def verify(ctx: ActionContext, target: Target, inputs: Any, outcome: Outcome) -> Outcome:
-        assert isinstance(inputs, FaultInputs)
-        if not outcome.ok:
-            return outcome
-        active = faults.get(inputs.fault, target.name) is not None
-        return Outcome(active, outcome.detail + ("" if active else ": not active"))
-
-    async def preview_clear(ctx: ActionContext, target: Target, inputs: Any) -> Preview:
-        assert isinstance(inputs, ClearInputs)
-        return Preview((f"lab: clear {inputs.fault} on {target.name}",))
-
-    async def execute_clear(ctx: ActionContext, target: Target, inputs: Any) -> Outcome:
-        assert isinstance(inputs, ClearInputs)
-        ids = [f.id for f in faults.active() if f.name == inputs.fault and f.target == target.name]
-        for fid in ids:
-            faults.clear(fid)
-        return Outcome(True, f"cleared {len(ids)} {inputs.fault} fault(s) on {target.name}")
-
-    async def verify_clear(
-        ctx: ActionContext, target: Target, inputs: Any, outcome: Outcome
-    ) -> Outcome:
-        assert isinstance(inputs, ClearInputs)
-        gone = faults.get(inputs.fault, target.name) is None
-        return Outcome(gone, outcome.detail + ("" if gone else ": still active"))
-
-    inject = ActionSpec(
-        id="lab.fault",
-        label="Inject a lab fault",
-        target_kind=LAB_TARGET,
-        targets=_no_targets,
-        preview=preview,
-        execute=execute,
-        verify=verify,
-        destructive=True,
-        inputs=FaultInputs,
-        timeout=10.0,
-    )
-    clear = ActionSpec(
-        id="lab.fault_clear",
-        label="Clear a lab fault",
-        target_kind=LAB_TARGET,
-        targets=_no_targets,
-        preview=preview_clear,
-        execute=execute_clear,
-        verify=verify_clear,
-        inputs=ClearInputs,
-        timeout=10.0,
-    )
-    return inject, clear
+def lab_fault_actions(lab_or_faults: Any) -> tuple[ActionSpec, ...]:
+    """The lab actions for a ``Lab`` (faults and switches) or a bare ``FaultBook``."""
+    if isinstance(lab_or_faults, FaultBook):
+        return lab_actions(LocalLab(lab_or_faults))
+    return lab_actions(LocalLab(lab_or_faults.faults, getattr(lab_or_faults, "deadman", None)))
 
 
 class TakeoverLab:

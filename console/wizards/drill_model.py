@@ -54,9 +54,47 @@ class ActionRef(_Doc):
 
     action: str = Field(description="ActionSpec id, e.g. services.restart or lab.fault")
     target: str
+    """The target's name; for node actions also a node set or group (``gpu[005-008]``,
+    ``@rack:R02``): the action then runs on each of its nodes (one typed confirmation)."""
     kind: str | None = None
     """The target's kind when the action's own target list does not know it (lab targets)."""
     inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataCheck(_Doc):
+    """The RPO measurement: timestamped markers written through the data service's protocol.
+
+    Markers are written to ``target`` (the address clients write to) every
+    ``interval_s`` from the preflight on; once the failover is seen, the newest
+    marker written before the fault that survived is read from ``read_target``
+    (default: the same address, now served by the new primary). RPO = fault time -
+    that marker's time.
+    """
+
+    probe: str = Field(description="DataProbeSpec id, e.g. services.objects")
+    target: str
+    read_target: str | None = None
+    interval_s: float = Field(default=1.0, gt=0)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    read_timeout_s: float = Field(default=15.0, gt=0)
+    """How long the survivors may take to become readable after the failover."""
+    warmup_s: float = Field(default=5.0, ge=0)
+    """Markers are written this long before the injection, so the newest survivor is
+    a measurement (keep it above the RPO you expect)."""
+
+
+class Deadman(_Doc):
+    """The dead man's switch: a restore scheduled on the target side before the fault.
+
+    ``arm`` runs (audited) before the injection with ``after_s`` and ``key`` added
+    to its inputs; ``cancel`` runs after a normal restore. A console that dies
+    mid-drill never cancels it, and the target restores by itself.
+    """
+
+    arm: ActionRef
+    cancel: ActionRef | None = None
+    after_s: float | None = Field(default=None, gt=0)
+    """Default: the drill's maximum duration plus the postflight timeout."""
 
 
 class Targets(_Doc):
@@ -90,6 +128,10 @@ class Scenario(_Doc):
     max_duration_s: float = Field(default=300.0, gt=0)
     """Observation longer than this: abort and restore."""
     restore: ActionRef
+    data: DataCheck | None = None
+    """Where the RPO is measured (markers); without it a scenario has no RPO."""
+    deadman: Deadman | None = None
+    """Scheduled on the target before the injection; cancelled after a normal restore."""
     preflight_timeout_s: float = Field(default=30.0, gt=0)
     postflight_timeout_s: float = Field(default=60.0, gt=0)
     poll_interval_s: float = Field(default=1.0, gt=0)
@@ -99,7 +141,21 @@ class Scenario(_Doc):
         have = {s.phase for s in self.signals}
         if "failover" not in have and "recovered" not in have:
             raise ValueError("signals need a 'failover' or 'recovered' phase to measure the RTO")
+        if self.targets.rpo_s is not None and self.data is None:
+            raise ValueError("an RPO target needs a 'data' check to measure it with")
         return self
+
+    @property
+    def deadman_after_s(self) -> float:
+        """When the dead man's switch fires, counted from its arming."""
+        if self.deadman is not None and self.deadman.after_s is not None:
+            return self.deadman.after_s
+        return self.max_duration_s + self.postflight_timeout_s
+
+    @property
+    def rpo_phase(self) -> Phase:
+        """When the survivors are read: the failover if measured, else the RTO phase."""
+        return "failover" if "failover" in self.phases else self.rto_phase
 
     def signals_of(self, phase: Phase) -> tuple[Signal, ...]:
         return tuple(s for s in self.signals if s.phase == phase)
@@ -173,11 +229,26 @@ def check_references(
     check_ids: Sequence[str],
     action_ids: Sequence[str],
     label: str = "<drills>",
+    probe_ids: Sequence[str] | None = None,
 ) -> list[Problem]:
-    """Checks and actions the catalogue names that no plugin declares."""
+    """Checks, actions (and data probes, when given) named that no plugin declares."""
     problems: list[Problem] = []
     checks, actions = set(check_ids), set(action_ids)
     for scenario in catalogue.drills:
+        if (
+            probe_ids is not None
+            and scenario.data is not None
+            and scenario.data.probe not in probe_ids
+        ):
+            problems.append(
+                Problem(
+                    label,
+                    None,
+                    f"{scenario.id}.data.probe",
+                    f"unknown data probe {scenario.data.probe!r}",
+                    f"known: {', '.join(sorted(probe_ids)) or 'none'}",
+                )
+            )
         refs: list[tuple[str, CheckRef]] = [
             *(("steady_state", r) for r in scenario.steady_state),
             *(("signals", r) for r in scenario.signals),
@@ -194,7 +265,12 @@ def check_references(
                         f"known: {', '.join(sorted(checks)) or 'none'}",
                     )
                 )
-        for where, act in (("inject", scenario.inject), ("restore", scenario.restore)):
+        acts = [("inject", scenario.inject), ("restore", scenario.restore)]
+        if scenario.deadman is not None:
+            acts.append(("deadman.arm", scenario.deadman.arm))
+            if scenario.deadman.cancel is not None:
+                acts.append(("deadman.cancel", scenario.deadman.cancel))
+        for where, act in acts:
             if act.action not in actions:
                 problems.append(
                     Problem(
@@ -218,4 +294,6 @@ def scenario_summary(s: Scenario) -> Mapping[str, Any]:
         "rpo_s": s.targets.rpo_s,
         "inject": f"{s.inject.action} {s.inject.target}",
         "max_duration_s": s.max_duration_s,
+        "deadman": None if s.deadman is None else s.deadman.arm.action,
+        "data": None if s.data is None else f"{s.data.probe} {s.data.target}",
     }

@@ -11,6 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -69,6 +70,12 @@ class DrillReport(_Rec):
     timeline: list[TimelineEntry] = []
     restored: bool | None = None
     """True: the restore ran and verified; None: nothing to restore (refused before inject)."""
+    fault_at: str = ""
+    """UTC time the fault went in (the RPO is counted back from it)."""
+    rpo_detail: str = ""
+    """How the RPO was measured: the newest surviving marker, how many survived."""
+    deadman: str = ""
+    """The dead man's switch: what was armed, and whether it was cancelled or left to fire."""
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
@@ -88,6 +95,8 @@ class DrillReport(_Rec):
             f"- Started: {self.started}  Ended: {self.ended or '—'}",
             f"- Result: **{self.result.upper()}**",
             f"- Restored: {'yes' if self.restored else 'n/a' if self.restored is None else 'NO'}",
+            f"- Fault injected: {self.fault_at or '—'}",
+            f"- Dead man's switch: {self.deadman or 'none'}",
             "",
             "## Targets",
             "",
@@ -96,6 +105,8 @@ class DrillReport(_Rec):
         ]
         for m in (self.rto, self.rpo):
             out.append(f"| {m.name} | {secs(m.target_s)} | {secs(m.measured_s)} | {verdict(m)} |")
+        if self.rpo_detail:
+            out += ["", f"RPO measurement: {self.rpo_detail}"]
         out += ["", "## Phases (after injection)", ""]
         out += [f"- {name}: {secs(v)}" for name, v in self.phases.items()]
         out += ["", "## Deviations", ""]
@@ -161,3 +172,59 @@ class DrillStore:
         with self._conn(write=False) as conn:
             rows = conn.execute("SELECT report FROM drills ORDER BY started DESC, id").fetchall()
         return [DrillReport.model_validate(json.loads(r[0])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class DrillSummary:
+    """One past drill, as the bring-up scorecard reads it."""
+
+    id: str
+    scenario: str
+    title: str
+    started: str
+    finished: str
+    """Empty while running (or when the console died mid-drill)."""
+    result: str
+    """passed, failed, aborted, refused -- or ``unfinished`` (its console stopped mid-drill)."""
+    passed: bool
+    rto_target_s: float | None
+    rto_measured_s: float | None
+    rpo_target_s: float | None
+    rpo_measured_s: float | None
+    restored: bool | None
+
+
+def drill_history(db_path: Path) -> list[DrillSummary]:
+    """Every drill in ``drills.db``, newest first; [] when there is no database yet.
+
+    A stable, read-only entry point for other flows (the scorecard): it never
+    creates the file and needs nothing but the path.
+    """
+    path = Path(db_path)
+    if not path.exists():
+        return []
+    return [
+        DrillSummary(
+            id=r.id,
+            scenario=r.scenario,
+            title=r.title,
+            started=r.started,
+            finished=r.ended,
+            result=r.result if r.ended else "unfinished",
+            passed=r.result == "passed" and bool(r.ended),
+            rto_target_s=r.rto.target_s,
+            rto_measured_s=r.rto.measured_s,
+            rpo_target_s=r.rpo.target_s,
+            rpo_measured_s=r.rpo.measured_s,
+            restored=r.restored,
+        )
+        for r in DrillStore(path).list()
+    ]
+
+
+def latest_by_scenario(reports: list[DrillReport]) -> dict[str, DrillReport]:
+    """The newest report of each scenario (``reports`` newest first, as ``list`` gives)."""
+    out: dict[str, DrillReport] = {}
+    for r in reports:
+        out.setdefault(r.scenario, r)
+    return out

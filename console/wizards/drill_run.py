@@ -1,16 +1,22 @@
-"""The drill engine: preflight -> inject -> observe (stopwatch) -> restore -> postflight.
+"""The drill engine: preflight -> arm -> inject -> observe (stopwatch) -> restore -> postflight.
 
 - Preflight: the steady-state checks hold (the Store is refreshed through the
-  probe until they do, or the preflight times out: nothing is injected).
+  probe until they do, or the preflight times out: nothing is injected); where
+  the scenario has a data check, markers start being written and one must land.
+- Arm: the scenario's dead man's switch is scheduled on the target side (audited)
+  so a console that dies mid-drill still gets the fault restored; not armed,
+  not injected.
 - Inject: the scenario's action through the ActionRunner (planned, typed-confirmed
   by the operator, audited like any other change).
 - Observe: the probe refreshes the drill's targets every ``poll_interval_s``; the
-  stopwatch marks *detect*, *failover*, *recovered* when their signals hold. Stop
-  conditions are watched the whole time: more failures than expected, the
-  maximum duration, an operator abort, or no contact with the targets for
-  ``contact_lost_s`` abort the drill -- and every abort restores automatically.
+  stopwatch marks *detect*, *failover*, *recovered* when their signals hold; at
+  the failover the surviving markers are read (the RPO). Stop conditions are
+  watched the whole time: more failures than expected, the maximum duration, an
+  operator abort, or no contact with the targets for ``contact_lost_s`` abort the
+  drill -- and every abort restores automatically.
 - Restore: the scenario's restore action (confirmed by the drill itself: a
-  revert must not wait for a human), then postflight: the steady state again.
+  revert must not wait for a human), the dead man's switch cancelled, then
+  postflight: the steady state again.
 
 Every step lands in the report's timeline; the report is saved at each step
 (a console that dies mid-drill leaves the trace), and two audit rows (phase
@@ -19,30 +25,25 @@ Every step lands in the report's timeline; the report is saved at each step
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from console.action_plan import ActionRefused, ActionResult
-from console.audit import AuditWriteError
-from console.plugin import Severity, Target
+from console.action_plan import ActionRefused, Plan
+from console.plugin import Severity
 from console.wizards.drill_env import DrillEnv
-from console.wizards.drill_model import ActionRef, CheckRef, Phase, Scenario, Signal
-from console.wizards.drill_report import DrillReport, Measure, Result, TimelineEntry
+from console.wizards.drill_model import Phase, Scenario
+from console.wizards.drill_report import DrillReport, Measure, Result
+from console.wizards.drill_steps import AUTO, DrillSteps, iso
+from console.wizards.drill_view import stopwatch_lines
+
+__all__ = ["AUTO", "DrillRun", "stopwatch_lines"]
 
 log = logging.getLogger(__name__)
 
-AUTO = "drill"
-"""Who the timeline names for what the engine did by itself."""
 
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
-
-
-class DrillRun:
+class DrillRun(DrillSteps):
     """One run of one scenario by one operator. ``await run(typed)`` returns the report."""
 
     def __init__(
@@ -58,8 +59,17 @@ class DrillRun:
         self.step = "ready"
         self.t0 = env.clock()
         self.injected_at: float | None = None
+        self.fault_wall: float | None = None
         self.phases: dict[Phase, float | None] = {p: None for p in scenario.phases}
         self.abort_reason: str | None = None
+        self.unexpected: list[str] = []
+        """Watched checks failing beyond the expected ones, at the last poll."""
+        self.contact_age: float | None = None
+        """Seconds since the targets last answered (observe only)."""
+        self.markers = None
+        self.deadman_armed = False
+        self._inject_outcome = "ok"
+        self._inject_detail = ""
         self._abort_requested: str | None = None
         self._seen_failing: set[str] = set()
         self._unexpected_seen: set[str] = set()
@@ -70,7 +80,7 @@ class DrillRun:
             title=scenario.title,
             scope=scenario.scope,
             operator=self.operator,
-            started=_iso(env.wall()),
+            started=iso(env.wall()),
             rto=Measure(name="RTO", target_s=scenario.targets.rto_s, measured_s=None),
             rpo=Measure(name="RPO", target_s=scenario.targets.rpo_s, measured_s=None),
         )
@@ -78,6 +88,11 @@ class DrillRun:
         names |= {r.target for r in scenario.stop.watch}
         names |= {scenario.inject.target}
         nodes = {self._check_target(r).node for r in (*scenario.steady_state, *scenario.signals)}
+        inject = env.actions.get(scenario.inject.action)
+        if inject is not None:  # e.g. a switch port: read through the fabric node
+            nodes.add(
+                env.target(scenario.inject.kind or inject.target_kind, scenario.inject.target).node
+            )
         self._names = frozenset(names | {n for n in nodes if n})
 
     # ------------------------------------------------------------------ public
@@ -91,6 +106,18 @@ class DrillRun:
         """Seconds since the injection (the stopwatch), None before it."""
         return None if self.injected_at is None else self.env.clock() - self.injected_at
 
+    async def refresh(self) -> bool:
+        """Read the drill's targets now (the preflight view); False when none answered."""
+        return await self.env.probe.refresh(self._names)
+
+    async def plan_inject(self) -> Plan:
+        """The injection's plan (previews, what to type), for the operator before the start.
+
+        Raises:
+            ActionRefused: the action is unknown, not allowed, or its preview refuses.
+        """
+        return await self._plan(self.scenario.inject)
+
     async def run(self, typed: str | None) -> DrillReport:
         """Run the drill; ``typed`` is the operator's typed confirmation of the injection."""
         await self._audit("started", f"drill {self.report.id} scope {self.scenario.scope}")
@@ -98,21 +125,17 @@ class DrillRun:
         result: Result = "failed"
         restored: bool | None = None
         try:
-            ok, text = await self._steady("preflight", self.scenario.preflight_timeout_s)
-            if not ok:
-                self.report.deviations.append(f"preflight: steady state does not hold: {text}")
-                result = "refused"
-                return self.report
-            try:
-                outcome = await self._act("inject", self.scenario.inject, typed, self.operator)
-            except ActionRefused as exc:
-                self.report.deviations.append(f"inject refused: {exc}")
+            refused = await self._preflight(typed)
+            if refused is not None:
+                self.report.deviations.append(refused)
                 result = "refused"
                 return self.report
             self.injected_at = self.env.clock()
-            if outcome.outcome != "ok":
+            self.fault_wall = self.env.wall()
+            self.report.fault_at = iso(self.fault_wall)
+            if self._inject_outcome != "ok":
                 # "unknown" may have happened: restore all the same.
-                self.abort_reason = f"inject {outcome.outcome}: {outcome.detail}"
+                self.abort_reason = f"inject {self._inject_outcome}: {self._inject_detail}"
             else:
                 await self._observe()
             restored = await self._restore()
@@ -131,11 +154,41 @@ class DrillRun:
             result = "aborted"
             raise
         finally:
+            await self._stop_markers()
             self.report.restored = restored
             self._finish(result)
             await self._audit(result, "; ".join(self.report.deviations)[:2000])
 
     # ------------------------------------------------------------------ steps
+
+    async def _preflight(self, typed: str | None) -> str | None:
+        """Steady state, markers, plan, arm, inject; the refusal text, or None if injected."""
+        if self.scenario.data is not None:
+            problem = self._start_markers()
+            if problem is not None:
+                return problem
+        ok, text = await self._steady("preflight", self.scenario.preflight_timeout_s)
+        if not ok:
+            return f"preflight: steady state does not hold: {text}"
+        if self.markers is not None:
+            problem = await self._warm_up()
+            if problem is not None:
+                return problem
+        try:
+            plan = await self._plan(self.scenario.inject)
+            if plan.confirm_text is not None and typed != plan.confirm_text:
+                await self.env.runner.execute(plan, typed)  # refuses, on the record
+            if self.scenario.deadman is not None:
+                problem = await self._arm()
+                if problem is not None:
+                    return problem
+            results = await self._execute("inject", plan, typed, self.operator)
+        except ActionRefused as exc:
+            return f"inject refused: {exc}"
+        bad = [r for r in results if r.outcome != "ok"]
+        self._inject_outcome = bad[0].outcome if bad else "ok"
+        self._inject_detail = "; ".join(f"{r.target.name}: {r.detail}" for r in bad)
+        return None
 
     async def _steady(self, step: str, within_s: float) -> tuple[bool, str]:
         self._set_step(step)
@@ -164,18 +217,24 @@ class DrillRun:
         assert self.injected_at is not None
         last_contact = self.injected_at
         expected = set(s.stop.expected_failures) | {s.inject.target}
+        rpo_done = s.data is None
         while True:
             contact = await self.env.probe.refresh(self._names)
             now = self.env.clock()
             since = now - self.injected_at
             if contact:
                 last_contact = now
+            self.contact_age = now - last_contact
             self._mark_phases(since)
+            if not rpo_done and self.phases.get(s.rpo_phase) is not None:
+                rpo_done = True
+                await self._measure_rpo()
             if self.phases.get(s.rto_phase) is not None:
                 return
             unexpected = [
                 ref.key for ref in s.watched() if ref.target not in expected and self._failing(ref)
             ]
+            self.unexpected = unexpected
             self._unexpected_seen.update(unexpected)
             reason = self._abort_requested
             if reason is None and len(unexpected) > s.stop.max_unexpected_failures:
@@ -214,45 +273,7 @@ class DrillRun:
                     previous_reached = False
             # a phase reached earlier stays reached
 
-    async def _restore_regardless(self) -> bool:
-        """Restore even while being cancelled (again): the fault must not stay in."""
-        restore = asyncio.ensure_future(self._restore())
-        while not restore.done():
-            try:
-                await asyncio.shield(restore)
-            except asyncio.CancelledError:
-                log.warning("drill %s: restoring before stopping", self.report.id)
-        return restore.result()
-
-    async def _restore(self) -> bool:
-        self._set_step("restore")
-        why = f" ({self.abort_reason})" if self.abort_reason else ""
-        self._note(AUTO, "restore", f"restoring{why}")
-        try:
-            result = await self._act("restore", self.scenario.restore, None, AUTO)
-        except ActionRefused as exc:
-            self._note(AUTO, "restore", f"restore refused: {exc}")
-            self.report.deviations.append(f"restore refused: {exc}")
-            return False
-        if result.outcome != "ok":
-            self.report.deviations.append(f"restore {result.outcome}: {result.detail}")
-        return result.outcome == "ok"
-
-    async def _act(self, step: str, ref: ActionRef, typed: str | None, who: str) -> ActionResult:
-        spec = self.env.actions.get(ref.action)
-        if spec is None:
-            raise ActionRefused(f"no plugin declares the action {ref.action!r}")
-        target = self._action_target(ref, spec.target_kind)
-        self._set_step(step)
-        plan = await self.env.runner.plan(spec, [target], ref.inputs)
-        if typed is None:
-            # The drill confirms its own restore: a revert never waits for a human.
-            typed = plan.confirm_text
-        (result,) = await self.env.runner.execute(plan, typed)
-        self._note(who, step, f"{ref.action} {target.name}: {result.outcome} {result.detail}")
-        return result
-
-    # ------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------ verdict
 
     def _verdict(self, restored: bool, post_ok: bool) -> Result:
         s = self.scenario
@@ -263,13 +284,19 @@ class DrillRun:
                 self.report.deviations.append(f"{phase} was never observed")
         if rto is not None and rto > s.targets.rto_s:
             self.report.deviations.append(f"RTO {rto:.1f} s over the target {s.targets.rto_s:g} s")
+        rpo = self.report.rpo
+        if s.data is not None and rpo.measured_s is None:
+            why = self.report.rpo_detail or "the drill ended before the failover"
+            self.report.deviations.append(f"RPO not measured: {why}")
+        elif rpo.met is False and rpo.measured_s is not None and rpo.target_s is not None:
+            self.report.deviations.append(
+                f"RPO {rpo.measured_s:.1f} s over the target {rpo.target_s:g} s"
+            )
         if self._unexpected_seen and self.abort_reason is None:
             self.report.deviations.append(
                 f"unexpected failures within the tolerance ({s.stop.max_unexpected_failures}): "
                 + ", ".join(sorted(self._unexpected_seen))
             )
-        if s.targets.rpo_s is not None:
-            self.report.deviations.append("RPO not measured: the scenario has no data check")
         if self.abort_reason is not None:
             self.report.deviations.insert(0, f"aborted: {self.abort_reason}")
             return "aborted"
@@ -277,7 +304,7 @@ class DrillRun:
             restored
             and post_ok
             and self.report.rto.met is True
-            and self.report.rpo.met is not False
+            and rpo.met is not False
             and all(v is not None for v in self.phases.values())
         )
         return "passed" if passed else "failed"
@@ -285,107 +312,6 @@ class DrillRun:
     def _finish(self, result: Result) -> None:
         self.report.result = result
         self.report.phases = {str(k): v for k, v in self.phases.items()}
-        self.report.ended = _iso(self.env.wall())
+        self.report.ended = iso(self.env.wall())
         self._set_step(result)
         self._note(AUTO, "end", f"drill {result}")
-
-    def _check_target(self, ref: CheckRef) -> Target:
-        spec = self.env.checks.get(ref.check)
-        kind = spec.target_kind if spec is not None else "node"
-        return self.env.target(kind, ref.target)
-
-    def _action_target(self, ref: ActionRef, kind: str) -> Target:
-        if ref.kind is not None:
-            return self.env.target(ref.kind, ref.target)
-        return self.env.target(kind, ref.target)
-
-    def _eval(self, ref: CheckRef) -> tuple[Severity, str]:
-        spec = self.env.checks.get(ref.check)
-        if spec is None:
-            return Severity.UNKNOWN, f"no plugin declares the check {ref.check!r}"
-        try:
-            finding = spec.check(self.env.store, self._check_target(ref))
-        except Exception as exc:  # a check's bug is an unknown, not a crash of the drill
-            log.exception("check %s failed", ref.key)
-            return Severity.UNKNOWN, f"check failed: {exc}"
-        return finding.severity, finding.message
-
-    def _failing(self, ref: CheckRef) -> bool:
-        return self._eval(ref)[0] >= Severity.WARNING
-
-    def _holds(self, sig: Signal) -> bool:
-        sev = self._eval(sig)[0]
-        if sig.expect == "fail":
-            return sev >= Severity.WARNING
-        if sig.expect == "recover":
-            return sig.key in self._seen_failing and sev == Severity.OK
-        return sev == Severity.OK
-
-    async def _sleep(self, seconds: float) -> None:
-        if self.env.sleep is not None:
-            await self.env.sleep(seconds)
-        else:
-            await asyncio.sleep(seconds)
-
-    def _note(self, who: str, step: str, text: str) -> None:
-        self.report.timeline.append(
-            TimelineEntry(
-                at=round(self.env.clock() - self.t0, 3),
-                wall=_iso(self.env.wall()),
-                who=who,
-                step=step,
-                text=text,
-            )
-        )
-        self._save()
-        self._changed()
-
-    def _set_step(self, step: str) -> None:
-        self.step = step
-        self._changed()
-
-    def _changed(self) -> None:
-        if self.on_change is not None:
-            try:
-                self.on_change(self)
-            except Exception:  # a display bug must not stop a drill mid-fault
-                log.exception("drill listener failed")
-
-    def _save(self) -> None:
-        try:
-            self.report.phases = {str(k): v for k, v in self.phases.items()}
-            self.env.drills.save(self.report)
-        except Exception:  # the drill (and its restore) goes on; the audit has the actions
-            log.exception("could not save drill report %s", self.report.id)
-
-    async def _audit(self, outcome: str, detail: str) -> None:
-        runner = self.env.runner
-        try:
-            await runner.audit.append_async(
-                "drill",
-                action=f"drill.{self.scenario.id}",
-                targets=[self.scenario.inject.target],
-                params={"drill_id": self.report.id, "scope": self.scenario.scope},
-                outcome=outcome,
-                detail=detail,
-                operator=runner.operator,
-            )
-        except AuditWriteError as exc:
-            log.error("%s", exc)
-            runner.audit.write_fallback(exc.event)
-
-
-def stopwatch_lines(run: DrillRun) -> list[str]:
-    """The drill stopwatch as SCREENS.md draws it (plain text, for the TUI and logs)."""
-    s = run.scenario
-    lines = [
-        f'Drill "{s.title}" · target RTO {s.targets.rto_s:g}s'
-        + (f" RPO {s.targets.rpo_s:g}" if s.targets.rpo_s is not None else "")
-        + f" · stop if > {s.stop.max_unexpected_failures} unexpected failures"
-    ]
-    marks = "   ".join(f"{p} {'—' if v is None else f'{v:.1f}s'}" for p, v in run.phases.items())
-    elapsed = run.elapsed
-    clock = "—" if elapsed is None else f"{int(elapsed // 60):02d}:{elapsed % 60:04.1f}"
-    lines.append(f"{run.step}  {marks}   ▶ {clock}")
-    lines.append("A abort and restore")
-    return lines

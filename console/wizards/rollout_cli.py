@@ -1,4 +1,5 @@
-"""``dcc rollout plan FILE [--inventory INV] [--json]``: the plan for a change ticket.
+"""``dcc rollout plan FILE [--inventory INV] [--json]``: the plan for a change ticket
+(``run``, ``resume`` and ``status`` are in ``rollout_cli_run``).
 
 Prints the waves, the per-node steps, the checks, the caps and the gate of a
 rollout, with the plan hash the executor will insist on. Runs nothing, opens
@@ -15,14 +16,15 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from console.inventory import Inventory, InventoryError, load_inventory
+from console.inventory import Inventory, InventoryError, apply_plugin_configs, load_inventory
 from console.plugin import CheckSpec
 from console.sanitize import clean
-from console.wizards.rollout_model import check_references, load_rollout
+from console.wizards.drill_env import known_targets
+from console.wizards.rollout_model import CheckRef, check_label, check_references, load_rollout
 from console.wizards.rollout_plan import Plan, plan_rollout
 
 log = logging.getLogger(__name__)
@@ -55,17 +57,28 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="the site's inventory (default: the demo's, inventory/demo.yaml)",
     )
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    from console.wizards.rollout_cli_run import register_run
+
+    register_run(sub)
     parser.set_defaults(command="rollout", _rollout_parser=parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``dcc rollout ...``; returns the exit status."""
-    if getattr(args, "rollout_command", None) != "plan":
+    command = getattr(args, "rollout_command", None)
+    if command in ("run", "resume", "status"):
+        from console.wizards.rollout_cli_run import run_command
+
+        return run_command(args)
+    if command != "plan":
         parser = getattr(args, "_rollout_parser", None)
         if parser is not None:
             parser.print_usage(sys.stderr)
-        print("dcc rollout: say what to do: plan FILE", file=sys.stderr)
+        print(
+            "dcc rollout: say what to do: plan FILE | run FILE | resume ID | status [ID]",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     try:
         return _plan(args)
@@ -97,7 +110,16 @@ def _plan(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     registry = discover()
     checks = registry.checks()
-    problems = check_references(rollout, checks, registry.actions())
+    try:
+        configured = apply_plugin_configs(
+            inventory, {p.name: p.config_model for p in registry.plugins}
+        )
+    except InventoryError as exc:
+        print("dcc rollout: the inventory is not valid:", file=sys.stderr)
+        _problems(exc)
+        return EXIT_INVALID
+    targets = known_targets(registry.plugins, configured)  # from the inventory: no I/O
+    problems = check_references(rollout, checks, registry.actions(), targets)
     if problems:
         _problems(InventoryError(problems))
         print(f"the plan is refused: {len(problems)} problem(s)", file=sys.stderr)
@@ -145,10 +167,16 @@ def _drain_text(plan: Plan) -> str:
     return f"drain via {where}, reason {reason!r}, wait for jobs up to {doc.drain.wait_jobs_s:g}s"
 
 
-def _checks_text(ids: list[str], checks: Mapping[str, CheckSpec]) -> list[str]:
-    if not ids:
+def _checks_text(refs: Sequence[CheckRef], checks: Mapping[str, CheckSpec]) -> list[str]:
+    if not refs:
         return ["    (none)"]
-    return [f"    {i:<24} {checks[i].label if i in checks else ''}" for i in ids]
+    out = []
+    for ref in refs:
+        check_id = ref if isinstance(ref, str) else ref.check
+        label = checks[check_id].label if check_id in checks else ""
+        where = "" if isinstance(ref, str) else f" (on {ref.target}, site-level)"
+        out.append(f"    {check_label(ref):<24} {label}{where}")
+    return out
 
 
 def render_plan(plan: Plan, inventory: Inventory, checks: Mapping[str, CheckSpec]) -> list[str]:
@@ -189,6 +217,11 @@ def render_plan(plan: Plan, inventory: Inventory, checks: Mapping[str, CheckSpec
         f"Gate: halt when failed > {gate.max_fail_pct:g}% (of the wave, or of all done so far)"
         + ("; re-check changed nodes" if gate.check_changed else "")
         + ("; operator approval before each wave" if gate.approval else ""),
+        *(
+            [f"Approval: a second operator must approve the start ({why})"]
+            if (why := doc.needs_second_operator(nodes))
+            else []
+        ),
         "Pools: "
         + ", ".join(
             f"{p} {plan.pool_sizes[p]} nodes (<= {n}/wave)"

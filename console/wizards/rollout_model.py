@@ -54,13 +54,48 @@ class ChangeStep(_Doc):
         return f"action {self.action}" + (f" ({extra})" if extra else "")
 
 
+class SiteCheck(_Doc):
+    """A check on one named target that is not the node being changed (a service, a
+    cluster, the fabric): ``{check: services.healthy, target: mlflow}``. It is
+    evaluated with the node's own checks, so a change that breaks a shared service
+    stops the node like a failing node check does."""
+
+    check: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    """The target's name as its plugin lists it (``mlflow``, ``k8s-demo``, ``fabric``)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.check}@{self.target}"
+
+
+CheckRef = str | SiteCheck
+"""A check in a rollout: a node check id (run on each node), or a SiteCheck."""
+
+
+def check_label(ref: CheckRef) -> str:
+    """``gpu.healthy`` or ``services.healthy@mlflow``: one token for plans and messages."""
+    return ref if isinstance(ref, str) else ref.key
+
+
+class Approval(_Doc):
+    """Who must agree before the rollout starts (beyond the operator who starts it)."""
+
+    second_operator: bool = False
+    """A different operator must approve the start (two-person rule)."""
+    above_targets: int | None = Field(default=None, ge=1)
+    """A second operator is needed when the plan has more target nodes than this."""
+    timeout_s: float = Field(default=900.0, gt=0, le=24 * 3600)
+    """How long the start waits for the second operator before it is refused."""
+
+
 class DrainPolicy(_Doc):
     """How a node is taken out of service before the change."""
 
     enabled: bool = True
     """Drain through the node's schedulers (Slurm drain, Kubernetes cordon and drain)."""
-    reason: str = Field(default="rollout {name}", min_length=1)
-    """The reason schedulers record; ``{name}`` is the rollout's name."""
+    reason: str = Field(default="rollout {name}", min_length=3)
+    """The reason schedulers record (Slurm wants 3 characters or more); ``{name}``: the rollout."""
     wait_jobs_s: float = Field(default=1800.0, ge=0)
     """How long to wait for running jobs to finish before the node counts as failed."""
 
@@ -111,12 +146,12 @@ class RolloutDoc(_Doc):
     change: ChangeStep
     rollback: ChangeStep | None = None
     """How to undo the change on one node, when there is a way."""
-    pre_checks: list[str] = Field(default_factory=list)
-    """CheckSpec ids that must pass on a node before it is touched."""
-    post_checks: list[str] = Field(min_length=1)
-    """CheckSpec ids that must pass after the change (a stop condition is mandatory)."""
-    resume_checks: list[str] = Field(default_factory=list)
-    """CheckSpec ids that must pass after the node is resumed (back in Slurm/K8s)."""
+    pre_checks: list[CheckRef] = Field(default_factory=list)
+    """Checks that must pass before a node is touched (node check ids, or SiteChecks)."""
+    post_checks: list[CheckRef] = Field(min_length=1)
+    """Checks that must pass after the change (a stop condition is mandatory)."""
+    resume_checks: list[CheckRef] = Field(default_factory=list)
+    """Checks that must pass after the node is resumed (back in Slurm/K8s)."""
     settle_s: float = Field(default=30.0, ge=0, le=3600)
     """Wait this long after the change before the post-checks count."""
     check_timeout_s: float = Field(default=300.0, gt=0)
@@ -126,6 +161,19 @@ class RolloutDoc(_Doc):
     drain: DrainPolicy = Field(default_factory=DrainPolicy)
     caps: Caps = Field(default_factory=Caps)
     gate: Gate = Field(default_factory=Gate)
+    approval: Approval = Field(default_factory=Approval)
+
+    def needs_second_operator(self, targets: int) -> str | None:
+        """Why a second operator must approve the start, or None."""
+        a = self.approval
+        if a.second_operator:
+            return "the rollout file asks for a second operator (approval.second_operator)"
+        if a.above_targets is not None and targets > a.above_targets:
+            return (
+                f"the plan has {targets} target nodes, more than approval.above_targets "
+                f"{a.above_targets}"
+            )
+        return None
 
 
 class Rollout(BaseModel):
@@ -166,28 +214,46 @@ def check_references(
     rollout: Rollout,
     checks: Mapping[str, CheckSpec],
     actions: Mapping[str, ActionSpec],
+    targets: Mapping[tuple[str, str], Any] | None = None,
 ) -> list[Problem]:
-    """Problems with the plugin ids a rollout names (unknown, or not about a node)."""
+    """Problems with the plugin ids a rollout names (unknown, or of the wrong kind).
+
+    A bare check id runs on each node, so it must be a node check; a SiteCheck
+    names its target, which must be one of ``targets`` ((kind, name) -> Target,
+    as the plugins list them) when those are given.
+    """
     doc, out = rollout.doc, []
     for key in ("pre_checks", "post_checks", "resume_checks"):
-        for i, check_id in enumerate(getattr(doc, key)):
+        for i, ref in enumerate(getattr(doc, key)):
+            check_id = ref if isinstance(ref, str) else ref.check
+            where = f"{key}[{i}]" if isinstance(ref, str) else f"{key}[{i}].check"
             line = rollout.line_of(key, i)
             spec = checks.get(check_id)
             if spec is None:
                 hint = did_you_mean(check_id, checks, "installed checks")
-                out.append(
-                    Problem(rollout.label, line, f"{key}[{i}]", f"unknown check {check_id!r}", hint)
-                )
-            elif spec.target_kind != "node":
+                out.append(Problem(rollout.label, line, where, f"unknown check {check_id!r}", hint))
+            elif isinstance(ref, str) and spec.target_kind != "node":
                 out.append(
                     Problem(
                         rollout.label,
                         line,
-                        f"{key}[{i}]",
+                        where,
                         f"check {check_id!r} is about a {spec.target_kind}, not a node",
-                        "a rollout checks each node: choose a node check",
+                        f"name its target: {{check: {check_id}, target: NAME}}",
                     )
                 )
+            elif not isinstance(ref, str) and targets is not None:
+                known = [n for (kind, n) in targets if kind == spec.target_kind]
+                if ref.target not in known:
+                    out.append(
+                        Problem(
+                            rollout.label,
+                            rollout.line_of(key, i, "target") or line,
+                            f"{key}[{i}].target",
+                            f"no {spec.target_kind} called {ref.target!r} for {check_id}",
+                            did_you_mean(ref.target, known, f"{spec.target_kind} targets"),
+                        )
+                    )
     for key in ("change", "rollback"):
         step: ChangeStep | None = getattr(doc, key)
         if step is None or step.action is None:
@@ -213,7 +279,7 @@ def check_references(
                 )
             )
             continue
-        known = ", ".join(action.inputs.model_fields)
+        fields = ", ".join(action.inputs.model_fields)
         try:
             action.inputs.model_validate(step.inputs)
         except ValidationError as exc:
@@ -225,7 +291,7 @@ def check_references(
                         rollout.line_of(key, "inputs"),
                         f"{key}.inputs" + (f".{where}" if where else ""),
                         f"input for {step.action}: {err['msg']}",
-                        f"inputs of {step.action}: {known or 'none'}",
+                        f"inputs of {step.action}: {fields or 'none'}",
                     )
                 )
     return out

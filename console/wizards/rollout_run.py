@@ -10,10 +10,12 @@ nothing in later waves is touched.
 Every step is committed to ``RolloutState`` before and after it runs, so a
 console killed mid-rollout resumes from the last committed step: a completed
 step is never repeated; a step that started without finishing is verified
-first (a change: by its post-checks, never by running it again).
+first, before anything else runs (a change: by its post-checks, never by
+running it again; a drain or resume is safe to repeat and runs again).
 
 Every change goes through the ActionRunner; rollout events (start, node
-outcome, gate, operator choices) are audit rows of phase ``rollout``.
+outcome, gate, operator choices, verifications) are audit rows of phase
+``rollout``. Rolling back completed waves is in ``rollout_rollback``.
 """
 
 from __future__ import annotations
@@ -22,27 +24,55 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from console.actions import ActionRunner
 from console.audit import AuditWriteError
-from console.plugin import ActionSpec, CheckSpec
+from console.plugin import ActionSpec, CheckSpec, Role
+from console.wizards import rollout_choices as choices
+from console.wizards.rollout_model import CheckRef
 from console.wizards.rollout_plan import Plan, gate_verdict
-from console.wizards.rollout_state import RolloutState, StepRow
+from console.wizards.rollout_progress import STEP_NAMES
+from console.wizards.rollout_state import FINISHED, RolloutState, StepRow
 from console.wizards.rollout_steps import (
     DRAINED_CHECKS,
     Refresh,
     StepResult,
+    TargetMap,
     change_action,
+    check_nodes,
     evaluate,
+    release_dead_leases,
     run_action,
     scheduler_actions,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from console.approvals import ApprovalRequest, Approvals
+
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+
+FORWARD_STEPS = ("pre_check", "drain", "change", "post_check", "resume", "resume_check")
+ROLLBACK_STEPS = ("rb_drain", "rb_change", "rb_post_check", "rb_resume", "rb_resume_check")
+
+STEP_LABELS = STEP_NAMES
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutEvent:
+    """What happened, for a live view: ``step`` (a node entered a step) or an audit event."""
+
+    kind: str
+    nodes: tuple[str, ...]
+    outcome: str
+    text: str
+
+
+Listener = Callable[[RolloutEvent], None]
 
 
 class RolloutRefused(Exception):
@@ -50,8 +80,8 @@ class RolloutRefused(Exception):
 
 
 def confirm_text(plan: Plan) -> str:
-    """What the operator types to start: the number of target nodes (the blast radius)."""
-    return str(len(plan.targets))
+    """What the operator types to start: the rollout's name, read from the plan shown."""
+    return plan.name
 
 
 class RolloutRunner:
@@ -66,6 +96,8 @@ class RolloutRunner:
         actions: Mapping[str, ActionSpec],
         checks: Mapping[str, CheckSpec],
         refresh: Refresh,
+        targets: TargetMap | None = None,
+        approvals: Approvals | None = None,
         rollout_id: str | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -77,18 +109,36 @@ class RolloutRunner:
         self.actions = actions
         self.checks = checks
         self.refresh = refresh
+        self.targets: TargetMap = targets or {}
+        """Targets of the SiteChecks ((kind, name) -> Target)."""
+        self.approvals = approvals
+        """The two-person rule (``console.approvals``), when the console has it."""
+        self.approval: ApprovalRequest | None = None
+        """The second operator's request for this start, once asked (then decided)."""
         self.id = rollout_id or uuid.uuid4().hex[:12]
         self.sleep = sleep
         self.clock = clock
         self.abort_reason: str | None = None
         self.current: dict[str, str] = {}
         """node -> the step it is in (for the progress view)."""
+        self.listeners: list[Listener] = []
+        self.running = False
+        """True while waves (or a rollback) execute in this process."""
         self._approved = asyncio.Event()
         self._steps: dict[tuple[str, str], StepRow] = {}
 
-    # ------------------------------------------------------------------ audit
+    # ------------------------------------------------------------------ events and audit
+
+    def _emit(self, kind: str, nodes: Sequence[str], outcome: str, text: str) -> None:
+        event = RolloutEvent(kind, tuple(nodes), outcome, text)
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:  # a view's bug must never stop a rollout
+                log.exception("rollout listener failed")
 
     async def _audit(self, event: str, targets: list[str], outcome: str, detail: str) -> None:
+        self._emit(event, targets, outcome, detail)
         try:
             await self.runner.audit.append_async(
                 "rollout",
@@ -107,16 +157,48 @@ class RolloutRunner:
             log.error("%s", exc)
             self.runner.audit.write_fallback(exc.event)
 
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.plan.targets]
+
     # ------------------------------------------------------------------ start / resume
 
+    async def refuse(self, reason: str) -> RolloutRefused:
+        """Audit a refusal and return the exception to raise."""
+        await self._audit("refused", self.names, "refused", reason)
+        return RolloutRefused(reason)
+
     async def start(self, typed: str) -> str:
-        """Start a new rollout: the operator typed the target count. Returns the final status."""
-        names = [t.name for t in self.plan.targets]
+        """Start a new rollout: the operator typed its name. Returns the final status."""
+        await self.begin(typed)
+        return await self.proceed()
+
+    async def begin(self, typed: str) -> None:
+        """Check the confirmation and the operator's right, and record the start.
+
+        Raises:
+            RolloutRefused: the typed text is not the name, read-only, or not an
+                operator (audited; nothing recorded as started).
+        """
         expected = confirm_text(self.plan)
         if typed != expected:
-            reason = f"typed confirmation {typed!r} does not match the target count {expected}"
-            await self._audit("refused", names, "refused", reason)
-            raise RolloutRefused(reason)
+            raise await self.refuse(
+                f"typed confirmation {typed!r} does not match the rollout name {expected!r}"
+            )
+        problem = self._may_not_act("start")
+        if problem is not None:
+            raise await self.refuse(problem)
+        from console.wizards.rollout_verify import second_operator
+
+        await second_operator(self)
+        await self.record_start()
+
+    async def proceed(self) -> str:
+        """Run the waves of a rollout ``begin`` recorded. Returns the final status."""
+        return await self._run(self._execute)
+
+    async def record_start(self) -> None:
+        """Create the durable rollout and audit its start (nothing runs yet)."""
         waves = [(w.index, w.nodes) for w in self.plan.waves]
         plan_data = {
             "waves": [list(w.nodes) for w in self.plan.waves],
@@ -125,34 +207,92 @@ class RolloutRunner:
         await self.state.create(
             self.id, self.doc.name, self.plan.plan_hash, self.runner.operator.user, plan_data, waves
         )
-        await self._audit("start", names, "", f"{len(names)} nodes in {len(self.plan.waves)} waves")
-        return await self._execute()
+        approved = (
+            f"; start approved by {self.approval.decided_by} (request #{self.approval.id})"
+            if self.approval is not None and self.approval.status == "approved"
+            else ""
+        )
+        await self._audit(
+            "start",
+            self.names,
+            "",
+            f"{len(self.names)} nodes in {len(self.plan.waves)} waves{approved}",
+        )
 
     async def resume(self) -> str:
         """Continue an interrupted or halted rollout from its last committed step.
+
+        A step that started in an earlier console without finishing is verified
+        before anything else runs.
 
         Raises:
             RolloutRefused: unknown id, finished, or the plan changed since it was
                 confirmed (inventory or file: the hash differs).
         """
         row = await self.state.get(self.id)
-        names = [t.name for t in self.plan.targets]
         reason = None
         if row is None:
             reason = f"no rollout {self.id} in {self.state.path}"
-        elif row.status in ("done", "aborted"):
-            reason = f"rollout {self.id} is {row.status}"
+        elif row.status in FINISHED:
+            reason = f"rollout {self.id} is {row.status.replace('_', ' ')}"
         elif row.plan_hash != self.plan.plan_hash:
             reason = (
                 "the plan changed since it was confirmed (inventory or rollout file): "
                 "plan it again and confirm the new plan"
             )
+        else:
+            reason = self._may_not_act("resume")
         if reason is not None:
-            await self._audit("refused", names, "refused", reason)
-            raise RolloutRefused(reason)
-        await self.state.set_status(self.id, "running")
-        await self._audit("resume", names, "", "resumed from the last committed step")
-        return await self._execute()
+            raise await self.refuse(reason)
+        assert row is not None
+        rollback = row.mode == "rollback"
+        await self.state.set_status(self.id, "rolling_back" if rollback else "running")
+        await self._audit("resume", self.names, "", "resumed from the last committed step")
+
+        from console.wizards.rollout_verify import verify_in_flight
+
+        async def go() -> str:
+            freed = await release_dead_leases(self.runner, self.names)
+            if freed:
+                await self._audit(
+                    "lease",
+                    self.names,
+                    "ok",
+                    "freed the leases of a dead console: " + "; ".join(freed),
+                )
+            await verify_in_flight(self)
+            if rollback:
+                from console.wizards.rollout_rollback import execute_rollback
+
+                return await execute_rollback(self)
+            return await self._execute()
+
+        return await self._run(go)
+
+    def _may_not_act(self, verb: str) -> str | None:
+        """Why this operator may not start or resume a rollout here (or None)."""
+        runner = self.runner
+        if runner.read_only:
+            return f"the console is read-only: a rollout cannot {verb}"
+        if runner.role < Role.OPERATOR:
+            return (
+                f"{runner.operator.user} has role {runner.role.name.lower()}: "
+                f"a rollout needs operator to {verb}"
+            )
+        if runner.shutting_down:
+            return f"the console is shutting down: a rollout cannot {verb}"
+        return None
+
+    async def _run(self, body: Callable[[], Awaitable[str]]) -> str:
+        self.running = True
+        try:
+            return await body()
+        finally:
+            self.running = False
+
+    async def in_flight(self) -> list[StepRow]:
+        """Steps an earlier console started and never finished (outcome unknown)."""
+        return [s for s in (await self.state.steps(self.id)).values() if s.state == "started"]
 
     # ------------------------------------------------------------------ operator choices
 
@@ -165,38 +305,38 @@ class RolloutRunner:
         """Let the next wave start (when the gate asks for approval)."""
         self._approved.set()
 
+    async def abort_stopped(self, reason: str) -> None:
+        """Abort a rollout that is not executing (halted, or interrupted): nothing runs."""
+        await choices.abort_stopped(self, reason)
+
+    async def override_gate(self, reason: str) -> int:
+        """Let a halted gate pass (reason required, audited); returns the wave."""
+        return await choices.override_gate(self, reason)
+
     async def skip(self, node: str, reason: str) -> None:
         """Leave a failed node out (it stays drained); the gate no longer counts it."""
-        if not reason.strip():
-            raise RolloutRefused("skipping a node needs a reason")
-        await self.state.set_node(self.id, node, "skipped", reason)
-        await self._audit("skip", [node], "ok", reason)
+        await choices.skip(self, node, reason)
 
     async def retry(self, node: str) -> None:
-        """Run a failed node again from its first step."""
-        await self.state.clear_steps(self.id, node)
-        await self.state.set_node(self.id, node, "pending", "retry")
-        await self._audit("retry", [node], "ok", "retry from the first step")
+        """Run a failed node again from its first step (of the rollback, when rolling back)."""
+        await choices.retry(self, node)
 
     async def rollback(self, node: str) -> StepResult:
         """Undo the change on one node (if declared), check it and return it to service."""
-        if self.doc.rollback is None:
-            raise RolloutRefused("this rollout declares no rollback")
-        spec, inputs = change_action(self.doc.rollback, self.actions)
-        result = await run_action(self.runner, spec, node, inputs)
-        if result.ok:
-            result = await self._post_checks(node)
-        if result.ok:
-            result = await self._schedulers(node, "resume")
-        if result.ok:
-            result = await self._resume_checks(node)
-        detail = f"rollback: {result.detail}"
-        if result.ok:
-            await self.state.set_node(self.id, node, "skipped", detail)
-        else:
-            await self.state.set_node(self.id, node, "failed", detail)
-        await self._audit("rollback", [node], "ok" if result.ok else "failed", result.detail)
-        return result
+        from console.wizards.rollout_rollback import rollback_node
+
+        return await rollback_node(self, node)
+
+    async def rollback_waves(self) -> str:
+        """Roll back every changed node, newest wave first (see ``rollout_rollback``)."""
+        from console.wizards.rollout_rollback import rollback_completed
+
+        if self.running:
+            raise await self.refuse("stop the rollout (abort) before rolling it back")
+        return await self._run(lambda: rollback_completed(self))
+
+    def _label(self, index: int) -> str:
+        return next((w.label for w in self.plan.waves if w.index == index), f"wave {index}")
 
     # ------------------------------------------------------------------ the waves
 
@@ -210,6 +350,7 @@ class RolloutRunner:
             todo = [n for n in wave.nodes if nodes[n][1] in ("pending", "running")]
             if todo and gate.approval and not wave.canary:
                 await self.state.set_status(self.id, "awaiting_approval")
+                self._emit("awaiting_approval", todo, "", f"{wave.label} waits for approval")
                 self._approved.clear()
                 await self._approved.wait()
                 if self.abort_reason is not None:
@@ -219,6 +360,9 @@ class RolloutRunner:
             await asyncio.gather(*(self._node(n) for n in todo))
             verdict = await self._gate(wave.index)
             if verdict is not None:
+                await self.state.set_gate(
+                    self.id, wave.index, "halted", self.runner.operator.user, verdict
+                )
                 await self.state.set_status(self.id, "halted", verdict)
                 await self._audit("gate", list(wave.nodes), "failed", f"{wave.label}: {verdict}")
                 return "halted"
@@ -227,25 +371,34 @@ class RolloutRunner:
 
     async def _finish(self, status: str, reason: str) -> str:
         await self.state.set_status(self.id, status, reason)  # type: ignore[arg-type]
-        names = [t.name for t in self.plan.targets]
-        await self._audit(status, names, "ok" if status == "done" else status, reason or status)
+        outcome = "ok" if status in ("done", "rolled_back") else status
+        await self._audit(status, self.names, outcome, reason or status.replace("_", " "))
         return status
 
     async def _gate(self, index: int) -> str | None:
         nodes = await self.state.nodes(self.id)
-        wave = [s for w, s, _ in nodes.values() if w == index and s != "skipped"]
-        done = [s for w, s, _ in nodes.values() if w <= index and s != "skipped"]
+        gates = await self.state.gates(self.id)
+        passed = {w for w, g in gates.items() if g.decision == "override"}
+        if index in passed:
+            return None
+        counted = ("skipped", "rolled_back")
+        wave = [s for w, s, _ in nodes.values() if w == index and s not in counted]
+        done = [
+            s
+            for w, s, _ in nodes.values()
+            if w <= index and s not in counted and not (w in passed and s == "failed")
+        ]
         verdict = gate_verdict(
             wave.count("failed"), len(wave), done.count("failed"), len(done), self.doc.gate
         )
         if verdict is not None or not self.doc.gate.check_changed:
             return verdict
         changed = [n for n, (w, s, _) in nodes.items() if w <= index and s == "done"]
+        refs: list[CheckRef] = [*self.doc.post_checks, *self.doc.resume_checks]
         if changed:
-            await self.refresh(changed)
-        ids = [*self.doc.post_checks, *self.doc.resume_checks]
+            await self.refresh([*changed, *check_nodes(refs, self.checks, self.targets)])
         for node in changed:
-            failing = evaluate(self.runner.store, self.checks, ids, node)
+            failing = evaluate(self.runner.store, self.checks, refs, node, self.targets)
             if failing:
                 return f"{node} was changed and is no longer healthy: {'; '.join(failing)}"
         return None
@@ -262,20 +415,32 @@ class RolloutRunner:
             ("resume", lambda: self._schedulers(node, "resume")),
             ("resume_check", lambda: self._resume_checks(node)),
         ]
+        await self.run_steps(node, steps, "changed, checked and back in service", "done")
+
+    async def run_steps(
+        self,
+        node: str,
+        steps: Sequence[tuple[str, Callable[[], Awaitable[StepResult]]]],
+        success: str,
+        final: str,
+    ) -> StepResult:
+        """Run a node's pipeline step by step (durably); record and audit the outcome."""
         for name, run in steps:
             if self.abort_reason is not None:
                 await self.state.set_node(self.id, node, "pending", f"aborted before {name}")
-                return
+                return StepResult(False, f"aborted before {name}")
             result = await self._step(node, name, run)
             if not result.ok:
-                detail = f"{name} failed: {result.detail}"
-                await self.state.set_node(self.id, node, "failed", detail)
+                label = STEP_LABELS.get(name, name)
+                detail = f"{label} failed: {result.detail}"
+                await self.state.set_node(self.id, node, "failed", detail + _tail(result.output))
                 await self._audit("node", [node], "failed", detail + _tail(result.output))
-                self.current[node] = f"failed at {name}"
-                return
-        await self.state.set_node(self.id, node, "done")
-        await self._audit("node", [node], "ok", "changed, checked and back in service")
-        self.current[node] = "done"
+                self.current[node] = f"failed at {label}"
+                return StepResult(False, detail, result.output)
+        await self.state.set_node(self.id, node, final)  # type: ignore[arg-type]
+        await self._audit("node", [node], "ok", success)
+        self.current[node] = final.replace("_", " ")
+        return StepResult(True, success)
 
     async def _step(
         self, node: str, name: str, run: Callable[[], Awaitable[StepResult]]
@@ -283,38 +448,36 @@ class RolloutRunner:
         prior = self._steps.get((node, name))
         if prior is not None and prior.state == "done":
             return StepResult(True, f"already done: {prior.detail}")  # never repeated
-        self.current[node] = name
-        if prior is not None and prior.state == "started" and name == "change":
-            # The console died while the change ran: its outcome is unknown. Verify it
-            # by the post-checks instead of running it a second time.
-            result = await self._post_checks(node)
-            result = StepResult(
-                result.ok,
-                "outcome unknown after a restart; "
-                + ("post-checks pass" if result.ok else f"not verified: {result.detail}"),
-            )
-        else:
-            await self.state.set_step(self.id, node, name, "started")
-            result = await run()
+        self.current[node] = STEP_LABELS.get(name, name)
+        self._emit("step", [node], "", self.current[node])
+        await self.state.set_step(self.id, node, name, "started")
+        result = await run()
         await self.state.set_step(
             self.id, node, name, "done" if result.ok else "failed", result.detail
+        )
+        self._steps[(node, name)] = StepRow(
+            node, name, "done" if result.ok else "failed", result.detail
         )
         return result
 
     async def _pre_checks(self, node: str) -> StepResult:
-        if not self.doc.pre_checks:
+        refs = self.doc.pre_checks
+        if not refs:
             return StepResult(True, "no pre-checks")
-        await self.refresh([node])
-        failing = evaluate(self.runner.store, self.checks, self.doc.pre_checks, node)
-        if failing:
-            return StepResult(False, "; ".join(failing) + " (node not touched)")
+        # Two polls' grace: a reading that failed once (a dropped connection) is read
+        # again, but a node that is not healthy halts within seconds, untouched.
+        limit = min(self.doc.check_timeout_s, 2 * self.doc.poll_s)
+        result = await self._until(node, refs, limit)
+        if not result.ok:
+            return StepResult(False, result.detail + " (node not touched)")
         return StepResult(True, "pre-checks pass")
 
     async def _schedulers(self, node: str, verb: str) -> StepResult:
         if verb == "drain" and not self.doc.drain.enabled:
             return StepResult(True, "drain disabled by the rollout")
         reason = self.doc.drain.reason.replace("{name}", self.doc.name)
-        todo = scheduler_actions(self.plan.domains(node), verb, reason)
+        wait = self.doc.drain.wait_jobs_s
+        todo = scheduler_actions(self.plan.domains(node), verb, reason, wait)
         details = []
         for action_id, inputs in todo:
             spec = self.actions.get(action_id)
@@ -326,7 +489,7 @@ class RolloutRunner:
             details.append(result.detail)
             drained = DRAINED_CHECKS.get(action_id)
             if verb == "drain" and drained is not None and drained in self.checks:
-                waited = await self._until(node, [drained], self.doc.drain.wait_jobs_s)
+                waited = await self._until(node, [drained], wait)
                 if not waited.ok:
                     return StepResult(False, f"jobs still running: {waited.detail}")
         return StepResult(True, "; ".join(details) or f"no scheduler to {verb}")
@@ -346,14 +509,15 @@ class RolloutRunner:
             return StepResult(True, "no resume checks")
         return await self._until(node, self.doc.resume_checks, self.doc.check_timeout_s)
 
-    async def _until(self, node: str, ids: list[str], limit: float) -> StepResult:
-        """Poll the node and evaluate ``ids`` until they pass or ``limit`` seconds pass."""
+    async def _until(self, node: str, refs: Sequence[CheckRef], limit: float) -> StepResult:
+        """Poll the node and evaluate ``refs`` until they pass or ``limit`` seconds pass."""
         deadline = self.clock() + limit
+        extra = check_nodes(refs, self.checks, self.targets)
         while True:
-            await self.refresh([node])
-            failing = evaluate(self.runner.store, self.checks, ids, node)
+            await self.refresh([node, *extra])
+            failing = evaluate(self.runner.store, self.checks, refs, node, self.targets)
             if not failing:
-                return StepResult(True, f"{', '.join(ids)} pass")
+                return StepResult(True, "checks pass")
             if self.clock() >= deadline or self.abort_reason is not None:
                 return StepResult(False, "; ".join(failing))
             await self.sleep(min(self.doc.poll_s, max(0.0, deadline - self.clock())))
@@ -361,15 +525,3 @@ class RolloutRunner:
 
 def _tail(output: str) -> str:
     return f"\n{output[-1000:]}" if output else ""
-
-
-def describe(status: str, nodes: Mapping[str, tuple[int, str, str]]) -> dict[str, Any]:
-    """Counts for a one-line summary (ok / failed / skipped / pending)."""
-    states = [s for _, s, _ in nodes.values()]
-    return {
-        "status": status,
-        "ok": states.count("done"),
-        "failed": states.count("failed"),
-        "skipped": states.count("skipped"),
-        "pending": states.count("pending") + states.count("running"),
-    }

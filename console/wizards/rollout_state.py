@@ -28,9 +28,22 @@ import sqlite_utils
 
 T = TypeVar("T")
 
-RolloutStatus = Literal["running", "awaiting_approval", "halted", "done", "aborted"]
+RolloutStatus = Literal[
+    "running",
+    "awaiting_approval",
+    "halted",
+    "done",
+    "aborted",
+    "rolling_back",
+    "rolled_back",
+]
 StepState = Literal["started", "done", "failed"]
-NodeState = Literal["pending", "running", "done", "failed", "skipped"]
+NodeState = Literal["pending", "running", "done", "failed", "skipped", "rolled_back"]
+RolloutMode = Literal["forward", "rollback"]
+
+FINISHED = ("done", "aborted", "rolled_back")
+"""Statuses after which nothing more runs."""
+UNFINISHED = ("running", "awaiting_approval", "halted", "rolling_back")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +55,10 @@ class RolloutRow:
     halt_reason: str
     operator: str
     plan: dict[str, Any]
+    mode: str = "forward"
+    """``rollback`` once the operator chose to roll back the completed waves."""
+    created: float = 0.0
+    updated: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +67,20 @@ class StepRow:
     step: str
     state: str
     detail: str
+    started: float | None = None
+    """Wall time the step started (None when not recorded)."""
+    ts: float | None = None
+    """Wall time of its last change (its end once done or failed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GateRow:
+    """An operator's decision about a gate that halted (``override``: go on anyway)."""
+
+    wave: int
+    decision: str
+    operator: str
+    reason: str
 
 
 class RolloutState:
@@ -106,6 +137,25 @@ class RolloutState:
                 {"rollout_id": str, "node": str, "wave": int, "state": str, "detail": str},
                 pk=("rollout_id", "node"),
             )
+        if "gates" not in self._db.table_names():
+            self._db["gates"].create(  # type: ignore[union-attr]
+                {
+                    "rollout_id": str,
+                    "wave": int,
+                    "decision": str,
+                    "operator": str,
+                    "reason": str,
+                    "ts": float,
+                },
+                pk=("rollout_id", "wave"),
+            )
+        # Columns added after the first release: a database written earlier gains them.
+        rollouts = self._db["rollouts"]
+        if "mode" not in rollouts.columns_dict:
+            rollouts.add_column("mode", str, not_null_default="forward")  # type: ignore[union-attr]
+        steps = self._db["steps"]
+        if "started" not in steps.columns_dict:
+            steps.add_column("started", float)  # type: ignore[union-attr]
 
     def _locked(self, fn: Callable[[], T]) -> T:
         with self._lock:
@@ -159,11 +209,18 @@ class RolloutState:
 
         await self._run(write)
 
-    async def set_status(self, rollout_id: str, status: RolloutStatus, reason: str = "") -> None:
+    async def set_status(
+        self,
+        rollout_id: str,
+        status: RolloutStatus,
+        reason: str = "",
+        mode: RolloutMode | None = None,
+    ) -> None:
         def write() -> None:
-            self._db["rollouts"].update(  # type: ignore[union-attr]
-                rollout_id, {"status": status, "halt_reason": reason, "updated": time.time()}
-            )
+            row: dict[str, Any] = {"status": status, "halt_reason": reason, "updated": time.time()}
+            if mode is not None:
+                row["mode"] = mode
+            self._db["rollouts"].update(rollout_id, row)  # type: ignore[union-attr]
 
         await self._run(write)
 
@@ -176,6 +233,9 @@ class RolloutState:
             halt_reason=r["halt_reason"] or "",
             operator=r["operator"] or "",
             plan=json.loads(r["plan"] or "{}"),
+            mode=r.get("mode") or "forward",
+            created=float(r.get("created") or 0.0),
+            updated=float(r.get("updated") or 0.0),
         )
 
     async def get(self, rollout_id: str) -> RolloutRow | None:
@@ -189,10 +249,59 @@ class RolloutState:
         """Rollouts a console left running or halted: shown as interrupted on start."""
 
         def read() -> list[RolloutRow]:
-            where = "status in ('running', 'awaiting_approval', 'halted')"
-            return [
-                self._row(r) for r in self._db["rollouts"].rows_where(where, order_by="created")
-            ]
+            where = "status in ({})".format(", ".join("?" * len(UNFINISHED)))
+            rows = self._db["rollouts"].rows_where(where, list(UNFINISHED), order_by="created")
+            return [self._row(r) for r in rows]
+
+        return await self._run(read)
+
+    async def recent(self, limit: int = 50) -> list[RolloutRow]:
+        """Every recorded rollout, newest first (running, interrupted and finished)."""
+
+        def read() -> list[RolloutRow]:
+            rows = self._db["rollouts"].rows_where(order_by="created desc", limit=limit)
+            return [self._row(r) for r in rows]
+
+        return await self._run(read)
+
+    async def find(self, prefix: str) -> list[RolloutRow]:
+        """Rollouts whose id starts with ``prefix`` (operators type a short id)."""
+
+        def read() -> list[RolloutRow]:
+            rows = self._db["rollouts"].rows_where(
+                "substr(id, 1, ?) = ?", [len(prefix), prefix], order_by="created"
+            )
+            return [self._row(r) for r in rows]
+
+        return await self._run(read)
+
+    # ------------------------------------------------------------------ gates
+
+    async def set_gate(
+        self, rollout_id: str, wave: int, decision: str, operator: str, reason: str
+    ) -> None:
+        def write() -> None:
+            self._db["gates"].upsert(  # type: ignore[union-attr]
+                {
+                    "rollout_id": rollout_id,
+                    "wave": wave,
+                    "decision": decision,
+                    "operator": operator,
+                    "reason": reason,
+                    "ts": time.time(),
+                },
+                pk=("rollout_id", "wave"),
+            )
+
+        await self._run(write)
+
+    async def gates(self, rollout_id: str) -> dict[int, GateRow]:
+        def read() -> dict[int, GateRow]:
+            rows = self._db["gates"].rows_where("rollout_id = ?", [rollout_id])
+            return {
+                r["wave"]: GateRow(r["wave"], r["decision"], r["operator"] or "", r["reason"] or "")
+                for r in rows
+            }
 
         return await self._run(read)
 
@@ -219,26 +328,40 @@ class RolloutState:
         self, rollout_id: str, node: str, step: str, state: StepState, detail: str = ""
     ) -> None:
         def write() -> None:
-            self._db["steps"].upsert(  # type: ignore[union-attr]
-                {
-                    "rollout_id": rollout_id,
-                    "node": node,
-                    "step": step,
-                    "state": state,
-                    "detail": detail,
-                    "ts": time.time(),
-                },
-                pk=("rollout_id", "node", "step"),
+            now = time.time()
+            row: dict[str, Any] = {
+                "rollout_id": rollout_id,
+                "node": node,
+                "step": step,
+                "state": state,
+                "detail": detail,
+                "ts": now,
+            }
+            if state == "started":
+                row["started"] = now  # kept by the later upserts, which do not name it
+            self._db["steps"].upsert(row, pk=("rollout_id", "node", "step"))  # type: ignore[union-attr]
+
+        await self._run(write)
+
+    async def clear_steps(self, rollout_id: str, node: str, prefix: str = "") -> None:
+        """Forget a node's steps (the operator chose to retry it from the start);
+        with ``prefix`` only those steps (``rb_``: the rollback's)."""
+
+        def write() -> None:
+            self._db.execute(
+                "delete from steps where rollout_id = ? and node = ? and substr(step, 1, ?) = ?",
+                [rollout_id, node, len(prefix), prefix],
             )
 
         await self._run(write)
 
-    async def clear_steps(self, rollout_id: str, node: str) -> None:
-        """Forget a node's steps (the operator chose to retry it from the start)."""
+    async def clear_step(self, rollout_id: str, node: str, step: str) -> None:
+        """Forget one step (it never began: it will run as if new)."""
 
         def write() -> None:
             self._db.execute(
-                "delete from steps where rollout_id = ? and node = ?", [rollout_id, node]
+                "delete from steps where rollout_id = ? and node = ? and step = ?",
+                [rollout_id, node, step],
             )
 
         await self._run(write)
@@ -247,7 +370,14 @@ class RolloutState:
         def read() -> dict[tuple[str, str], StepRow]:
             rows = self._db["steps"].rows_where("rollout_id = ?", [rollout_id], order_by="ts")
             return {
-                (r["node"], r["step"]): StepRow(r["node"], r["step"], r["state"], r["detail"] or "")
+                (r["node"], r["step"]): StepRow(
+                    r["node"],
+                    r["step"],
+                    r["state"],
+                    r["detail"] or "",
+                    r.get("started"),
+                    r.get("ts"),
+                )
                 for r in rows
             }
 

@@ -29,12 +29,15 @@ from console.plugin import (
     Severity,
     Target,
 )
-from console.wizards.rollout_model import ChangeStep
+from console.wizards.rollout_model import ChangeStep, CheckRef, check_label
 from console.wizards.rollout_plan import NodeDomains
 
 Refresh = Callable[[Sequence[str]], Awaitable[None]]
 """Polls every collector about these nodes once, so the Store is fresh (the console's
 poller: ``poller.poll_once(predicate)``)."""
+
+TargetMap = Mapping[tuple[str, str], Target]
+"""(kind, name) -> the plugin's Target, as the collectors and actions list them."""
 
 OUTPUT_CAP = 4000
 
@@ -96,22 +99,30 @@ def node_target(name: str) -> Target:
     return Target("node", name, node=name)
 
 
+K8S_DRAIN_MAX_S = 3600.0
+"""The kubernetes drain action's own upper bound for its timeout input."""
+
+
 def scheduler_actions(
-    domains: NodeDomains, verb: str, reason: str = ""
+    domains: NodeDomains, verb: str, reason: str = "", wait_s: float | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
     """The scheduler actions (id, inputs) to drain or resume a node, by its clusters.
 
     Drains carry the reason (Slurm records it; Kubernetes annotates); Kubernetes
-    cordons first then evicts (its drain action does both, never disabling eviction).
+    cordons first then evicts (its drain action does both, never disabling eviction,
+    so PodDisruptionBudgets hold). A Kubernetes drain gives up after ``wait_s`` (the
+    rollout's ``drain.wait_jobs_s``): a PDB that blocks an eviction then fails the
+    node with the PDB named, and the node stays cordoned.
     """
     drain = verb == "drain"
     out: list[tuple[str, dict[str, Any]]] = []
     if domains.slurm:
         out.append(("slurm.drain", {"reason": reason}) if drain else ("slurm.resume", {}))
     if domains.kubernetes:
-        out.append(
-            ("kubernetes.drain", {"reason": reason}) if drain else ("kubernetes.uncordon", {})
-        )
+        k8s: dict[str, Any] = {"reason": reason}
+        if wait_s is not None:
+            k8s["timeout_s"] = min(K8S_DRAIN_MAX_S, max(1.0, wait_s))
+        out.append(("kubernetes.drain", k8s) if drain else ("kubernetes.uncordon", {}))
     return out
 
 
@@ -141,6 +152,11 @@ async def run_action(
     )
 
 
+async def release_dead_leases(runner: ActionRunner, nodes: Sequence[str]) -> list[str]:
+    """Free the node leases a dead console on this host left (see the ActionRunner's)."""
+    return await runner.release_dead_leases([f"node:{n}" for n in nodes])
+
+
 def change_action(
     step: ChangeStep, actions: Mapping[str, ActionSpec]
 ) -> tuple[ActionSpec, dict[str, Any]]:
@@ -153,21 +169,57 @@ def change_action(
     return dataclasses.replace(spec, timeout=max(spec.timeout, step.timeout_s)), dict(step.inputs)
 
 
-def evaluate(
-    store: Any, checks: Mapping[str, CheckSpec], ids: Sequence[str], node: str
+def site_target(ref: CheckRef, checks: Mapping[str, CheckSpec], targets: TargetMap) -> Target:
+    """The Target a SiteCheck names (the plugin's own, with its attrs), or a bare one."""
+    assert not isinstance(ref, str)
+    spec = checks.get(ref.check)
+    kind = spec.target_kind if spec is not None else "node"
+    found = targets.get((kind, ref.target))
+    if found is not None:
+        return found
+    return Target(kind, ref.target, node=ref.target if kind == "node" else None)
+
+
+def check_nodes(
+    refs: Sequence[CheckRef], checks: Mapping[str, CheckSpec], targets: TargetMap
 ) -> list[str]:
-    """The failing checks on ``node`` (empty when all pass); UNKNOWN is a failure."""
+    """The nodes whose readings the SiteChecks among ``refs`` need (to refresh them)."""
+    out: list[str] = []
+    for ref in refs:
+        if not isinstance(ref, str):
+            node = site_target(ref, checks, targets).node
+            if node and node not in out:
+                out.append(node)
+    return out
+
+
+def evaluate(
+    store: Any,
+    checks: Mapping[str, CheckSpec],
+    refs: Sequence[CheckRef],
+    node: str,
+    targets: TargetMap | None = None,
+) -> list[str]:
+    """The failing checks (empty when all pass); UNKNOWN is a failure.
+
+    A check id runs on ``node``; a SiteCheck on its own target, whatever the node.
+    """
     failing = []
-    for check_id in ids:
+    for ref in refs:
+        label = check_label(ref)
+        check_id = ref if isinstance(ref, str) else ref.check
         spec = checks.get(check_id)
         if spec is None:
-            failing.append(f"{check_id}: check not installed")
+            failing.append(f"{label}: check not installed")
             continue
+        target = (
+            node_target(node) if isinstance(ref, str) else site_target(ref, checks, targets or {})
+        )
         try:
-            finding = spec.check(store, node_target(node))
+            finding = spec.check(store, target)
         except Exception as exc:  # a plugin bug is a failed check, never a crash
-            failing.append(f"{check_id}: check raised {exc!r}")
+            failing.append(f"{label}: check raised {exc!r}")
             continue
         if finding.severity != Severity.OK:
-            failing.append(f"{check_id}: {finding.message}")
+            failing.append(f"{label}: {finding.message}")
     return failing

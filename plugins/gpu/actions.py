@@ -26,10 +26,10 @@ from console.plugin import (
 )
 from console.transports import CommandTimeout, TransportError
 from console.workloads import drained_everywhere, workloads_on
-from plugins.gpu.collect import FullRead, read_full
+from plugins.gpu.collect import FullRead, read_fast, read_full
 from plugins.gpu.config import cfg, gpu_nodes
 from plugins.gpu.model import GpuDetail, mig_profiles, profile_by_name
-from plugins.gpu.parse import parse_dcgm_diag
+from plugins.gpu.parse import parse_dcgm_diag, same_bus
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.inventory.model import Inventory, Node
@@ -66,8 +66,14 @@ async def _fresh(
         full = await read_full(ctx, node, cfg(ctx.config).timeout)
     except (TransportError, TimeoutError, ParseError, OSError) as exc:
         return f"could not read {node.name}'s GPUs: {exc}"
-    gpu = next((g for g in full.smi.gpus if g.index == index), None) if full.smi else None
-    return full, gpu
+    if full.smi is None:
+        return full, None
+    # The XML numbers GPUs in the order it lists them: with a GPU lost (not listed) the
+    # ones after it shift down. The bus id the fast read saw for this index tells them apart.
+    bus = ctx.store.value(f"{node.name}/{index}", "gpu.bus")
+    if isinstance(bus, str) and bus:
+        return full, next((g for g in full.smi.gpus if same_bus(g.pci_bus_id, bus)), None)
+    return full, next((g for g in full.smi.gpus if g.index == index), None)
 
 
 def _procs(gpu: GpuDetail, gi: int | None = None) -> list[str]:
@@ -100,9 +106,26 @@ def reset_command(index: int) -> str:
     return f"nvidia-smi -r -i {int(index)}"
 
 
+async def _lost(ctx: ActionContext, node: Node, index: int) -> bool:
+    """True when nvidia-smi still enumerates GPU ``index`` but cannot get its handle
+    (fallen off the bus): a reset may bring it back; a GPU not enumerated at all is gone."""
+    try:
+        gpus, _ = await read_fast(ctx, node, cfg(ctx.config).timeout)
+    except (TransportError, TimeoutError, ParseError, OSError):
+        return False
+    return any(g.lost and g.index == index for g in gpus)
+
+
+LOST_WARNING = (
+    "GPU {index} of {node} fell off the bus: the reset may not reach it; if it fails, the "
+    "node needs a cold boot (power cycle through its BMC)"
+)
+
+
 async def _reset_refusal(
     ctx: ActionContext, node: Node, index: int
 ) -> tuple[str | None, list[str]]:
+    """Why the reset may not run (None: it may) and, for a lost GPU, a warning."""
     drained, why = drained_everywhere(ctx.store, node.name)
     if not drained:
         return f"{node.name} is not drained: {why}", []
@@ -111,9 +134,10 @@ async def _reset_refusal(
         return got, []
     _full, gpu = got
     if gpu is None:
+        if await _lost(ctx, node, index):
+            return None, [LOST_WARNING.format(index=index, node=node.name)]
         return (
-            f"GPU {index} of {node.name} is not listed by nvidia-smi (lost?): "
-            "a reset cannot reach it",
+            f"GPU {index} of {node.name} is not listed by nvidia-smi: a reset cannot reach it",
             [],
         )
     procs = _procs(gpu)
@@ -127,14 +151,15 @@ async def reset_preview(ctx: ActionContext, target: Target, inputs: Any) -> Prev
     if isinstance(split, str):
         return Preview((), refuse=split)
     node, index = split
-    refuse, _ = await _reset_refusal(ctx, node, index)
+    refuse, found = await _reset_refusal(ctx, node, index)
     lines = (
         f"{reset_command(index)} on {node.name} "
         f"(ssh {node.ssh.user}@{node.ssh.host}:{node.ssh.port})",
         "resets this GPU only; clears volatile ECC counts, applies pending MIG mode and row remaps",
         "then: read the GPU back (nvidia-smi -q -x)",
     )
-    return Preview(lines, tuple(workloads_on(ctx.store, node.name)), refuse=refuse)
+    lost = tuple(w for w in found if w.startswith(f"GPU {index} of {node.name} fell off"))
+    return Preview(lines, (*lost, *workloads_on(ctx.store, node.name)), refuse=refuse)
 
 
 async def reset_execute(ctx: ActionContext, target: Target, inputs: Any) -> Outcome:

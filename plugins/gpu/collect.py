@@ -17,7 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from console.plugin import CollectContext, CollectorSpec, ParseError, Reading, Target
+from console.plugin import (
+    CollectContext,
+    CollectorSpec,
+    ParseError,
+    Reading,
+    Target,
+    fleet_collector,
+)
 from plugins.gpu.config import GpuConfig, cfg, expected_versions, gpu_nodes, gpu_target
 from plugins.gpu.model import (
     CRITICAL_XIDS,
@@ -32,8 +39,11 @@ from plugins.gpu.model import (
 from plugins.gpu.parse import (
     LEGACY_NAMES,
     QUERY_FIELDS,
+    bus_order_indexes,
+    lost_bus_ids,
     parse_mig_list,
     parse_nvlink_status,
+    parse_os_release,
     parse_query_csv,
     parse_xids,
     same_bus,
@@ -42,6 +52,7 @@ from plugins.gpu.parse import (
 from plugins.gpu.parse_smi_q import parse_smi_q
 from plugins.gpu.parse_text import TopoMatrix, parse_smi_table, parse_topo
 from plugins.gpu.parse_xml import parse_smi_xml
+from plugins.gpu.prom import collect_prom, prom_targets
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.inventory.model import Inventory, Node
@@ -68,6 +79,11 @@ def xid_command(since_minutes: int) -> str:
     )
 
 
+OS_COMMAND = "uname -r; grep -E '^PRETTY_NAME=' /etc/os-release"
+"""The kernel release and the distribution: with the driver and CUDA, the stack that must
+be uniform across GPU nodes (framework/driver/CUDA conflicts are a named risk)."""
+
+
 def full_parts(since_minutes: int = 60) -> tuple[tuple[str, str], ...]:
     """The full round trip's parts: (section name, shell command)."""
     return (
@@ -78,6 +94,7 @@ def full_parts(since_minutes: int = 60) -> tuple[tuple[str, str], ...]:
         ("topo", "nvidia-smi topo -m"),
         ("xid", xid_command(since_minutes)),
         ("dcgm", "command -v dcgmi"),
+        ("os", OS_COMMAND),
     )
 
 
@@ -95,8 +112,8 @@ def full_command(since_minutes: int = 60) -> str:
 def _ssh_targets(inventory: Inventory, config: Any, interval: float) -> list[Target]:
     # The poller reads a target's own interval from attrs["interval"] (Job.interval):
     # that is how the inventory's fast_interval/full_interval take effect.
-    if cfg(config).source == "nvml":
-        return []
+    if cfg(config).source not in ("ssh", "direct"):
+        return []  # NVML or Prometheus: see _nvml_targets and plugins.gpu.prom
     return [
         Target("node", n.name, node=n.name, attrs={"interval": interval})
         for n in gpu_nodes(inventory)
@@ -245,6 +262,8 @@ class FullRead:
     dcgm: bool | None
     error: str = ""
     topo: TopoMatrix | None = None
+    kernel: str | None = None
+    os: str | None = None
 
 
 def parse_full(text: str) -> FullRead:
@@ -256,7 +275,12 @@ def parse_full(text: str) -> FullRead:
     start = xml.find("<?xml")
     if start < 0:
         start = xml.find("<nvidia_smi_log")
-    smi = parse_smi_xml(xml[start:]) if start >= 0 else None
+    # stderr shares the section (2>&1): a lost GPU's line may follow the document.
+    end = xml.rfind("</nvidia_smi_log>")
+    document = xml[start : end + len("</nvidia_smi_log>")] if end > start else xml[start:]
+    smi = parse_smi_xml(document) if start >= 0 else None
+    if smi is not None:
+        smi = _renumber_after_lost(smi, xml)
     error = "" if smi is not None else f"nvidia-smi -q -x exit {rc}: {xml.strip()[-160:]}"
 
     def part(name: str) -> str:
@@ -268,6 +292,7 @@ def parse_full(text: str) -> FullRead:
         topo = parse_topo(topo_text) if topo_rc == 0 else None
     except ParseError:
         topo = None  # the affinity is a nicety: its absence must not lose the health read
+    kernel, os_name = parse_os_release(part("os"))
     return FullRead(
         smi=smi,
         gis=tuple(g for g in parse_mig_list(part("lgi")) if g.gi is None),
@@ -279,7 +304,18 @@ def parse_full(text: str) -> FullRead:
         dcgm=None if dcgm_rc is None else dcgm_rc == 0,
         error=error,
         topo=topo,
+        kernel=kernel,
+        os=os_name,
     )
+
+
+def _renumber_after_lost(smi: SmiLog, text: str) -> SmiLog:
+    """Give each reported GPU its real index when some GPU fell off the bus."""
+    indexes = bus_order_indexes([g.pci_bus_id for g in smi.gpus], lost_bus_ids(text))
+    if indexes is None:
+        return smi
+    gpus = tuple(replace(g, index=i) for g, i in zip(smi.gpus, indexes, strict=True))
+    return replace(smi, gpus=gpus)
 
 
 async def read_full(ctx: Any, node: Node, limit: float, since_minutes: int = 60) -> FullRead:
@@ -342,6 +378,8 @@ def full_readings(node: str, full: FullRead, source: str = "ssh") -> list[Readin
     for x in full.xids:
         by_bus.setdefault(x.pci, []).append(x)
     out.append(Reading(node, "gpu.xid_count", len(full.xids), ts=now, source=source))
+    out.append(Reading(node, "gpu.kernel", full.kernel, ts=now, source=source))
+    out.append(Reading(node, "gpu.os", full.os, ts=now, source=source))
     if full.smi is None:
         out.append(Reading(node, "gpu.full", full.error or "no XML", ts=now, source=source))
         return out
@@ -474,6 +512,14 @@ def collectors(config: GpuConfig | None = None) -> tuple[CollectorSpec, ...]:
             c.fast_interval,
             c.timeout + 5,
             "Local GPUs through NVML",
+        ),
+        fleet_collector(
+            "gpu.prom",
+            prom_targets,
+            collect_prom,
+            c.prometheus_interval,
+            c.timeout + 5,
+            "GPUs from Prometheus (dcgm-exporter), one query per field for the fleet",
         ),
     )
 

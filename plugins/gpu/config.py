@@ -5,6 +5,7 @@ Example::
     plugins:
       gpu:
         source: ssh            # or nvml: read the local GPUs through NVML (console on a GPU node)
+                               # or prometheus: dcgm-exporter's series (see console.sources)
         nvml_node: gpu001      # with source nvml: the node the console runs on
         fast_interval: 10      # nvidia-smi --query-gpu (util, memory, temperature, power)
         full_interval: 60      # nvidia-smi -q -x, MIG tables, NVLink, XIDs from the kernel log
@@ -18,16 +19,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from console.sources.config import SourceFields
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.inventory.model import Inventory, Node
 
 
-class GpuConfig(BaseModel):
+class GpuConfig(SourceFields):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: Literal["ssh", "nvml"] = "ssh"
+    source: Literal["ssh", "direct", "nvml", "prometheus"] = "ssh"  # type: ignore[assignment]
+    """``ssh`` (or ``direct``): nvidia-smi over SSH; ``nvml``: the local GPUs; ``prometheus``:
+    dcgm-exporter's series (``prometheus:``, ``prometheus_interval``: console.sources.config)."""
     nvml_node: str | None = None
     """With ``source: nvml``: the node whose GPUs NVML reads (the console's own host)."""
     fast_interval: float = Field(default=10.0, ge=1, le=3600)

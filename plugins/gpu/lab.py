@@ -5,12 +5,15 @@ Actions change the state (reset, MIG mode, MIG instances). Faults (target: a
 host; param ``gpu`` picks one GPU, default 0):
 
 - ``gpu.xid``: an XID in the kernel log (param ``xid``, default 48).
-- ``gpu.fell_off_bus``: the GPU is lost (XID 79); nvidia-smi cannot get its handle.
+- ``gpu.fell_off_bus``: the GPU is lost (XID 79); nvidia-smi cannot get its handle. A
+  GPU reset brings it back, unless the fault has param ``hard`` (while the fault lasts
+  the reset fails); a cold boot (power off, then on) always does.
 - ``gpu.ecc``: uncorrectable ECC errors and a pending row remap (XIDs 48, 63).
 - ``gpu.thermal``: HW thermal slowdown, the GPU runs hot.
 - ``gpu.idle``: the job on the node's GPUs stalls (allocated, utilisation ~0).
 - ``gpu.no_driver``: nvidia-smi cannot talk to the driver.
-- ``gpu.driver_drift``: the node runs another driver/CUDA (params driver, cuda).
+- ``gpu.driver_drift``: the node runs another driver/CUDA (params driver, cuda; kernel
+  and os change only when given).
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ import re
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from console.plugin import CommandReply, LabHostContext
 from plugins.gpu import lab_render as render
-from plugins.gpu.collect import LEGACY_FIELDS, full_parts, query_command
+from plugins.gpu.collect import LEGACY_FIELDS, OS_COMMAND, full_parts, query_command
+from plugins.gpu.lab_model import SimGpu, SimInstance, SimProcess, mem_of_profile
 from plugins.gpu.model import mig_profiles, slices_total
 from plugins.gpu.parse import QUERY_FIELDS
 
@@ -36,72 +39,17 @@ FAULTS = {
     "gpu.thermal": "HW thermal slowdown on a GPU, param gpu",
     "gpu.idle": "the job on the node stalls: GPUs allocated but idle",
     "gpu.no_driver": "nvidia-smi cannot communicate with the driver",
-    "gpu.driver_drift": "the node runs another driver (params driver, cuda)",
+    "gpu.driver_drift": "the node runs another driver (params driver, cuda, kernel, os)",
 }
+LAB_KERNEL = "5.15.0-105-generic"
+DRIVER_INSTALL = "dcc-driver-install"
+"""The demo rollout's change command (inventory/rollouts/demo-driver-upgrade.yaml)."""
+LAB_OS = "Ubuntu 22.04.4 LTS"
 NO_DRIVER = (
     "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
     "Make sure that the latest NVIDIA driver is installed and running.\n"
 )
 DEFAULT_MODEL = "NVIDIA H100 80GB HBM3"
-
-
-@dataclass(slots=True)
-class SimInstance:
-    gi: int
-    profile: str
-    profile_id: int
-    slices: int
-    start: int
-    mem_mib: float
-    ci: int = 0
-    used_mib: float = 0.0
-
-
-@dataclass(slots=True)
-class SimProcess:
-    pid: int
-    name: str
-    used_mib: float
-    gi: int | None = None
-
-
-@dataclass(slots=True)
-class SimGpu:
-    index: int
-    model: str
-    bus: str
-    uuid: str
-    serial: str
-    mem_total: float
-    power_limit: float
-    idle_w: float
-    mig_capable: bool
-    nvlinks: int
-    util: float = 0.0
-    mem_util: float = 0.0
-    mem_used: float = 0.0
-    temp: float = 30.0
-    power: float = 0.0
-    sm_clock: float = 1980.0
-    throttle_mask: int = 0
-    mig_enabled: bool = False
-    mig_pending: bool = False
-    instances: list[SimInstance] = field(default_factory=list)
-    processes: list[SimProcess] = field(default_factory=list)
-    ecc_unc_volatile: int = 0
-    ecc_unc_aggregate: int = 0
-    ecc_corr: int = 0
-    remap_unc: int = 0
-    remap_pending: bool = False
-    ecc_err_field: bool = False
-    lost: bool = False
-    links_down: set[int] = field(default_factory=set)
-    resets: int = 0
-
-
-def _mem_of(profile: str) -> float:
-    m = re.search(r"\.(\d+)gb", profile)
-    return float(m.group(1)) * 1024 - 256 if m else 0.0
 
 
 class GpuHost:
@@ -138,6 +86,10 @@ class GpuHost:
         self.nics = node.hardware.ib_ports
         self.kernel_log: list[str] = []
         self.seen_faults: set[str] = set()
+        self.hard_lost: set[int] = set()
+        self.cold = False
+        """The host was powered off since the last look (its GPUs come back on power-on)."""
+        """GPUs that fell off the bus for good (fault param ``hard``): a reset fails."""
         self.next_pid = 41000 + node.index * 100
         self.job = node.role == "gpu-train"
         if node.role == "gpu-infer" and self.gpus[0].mig_capable:
@@ -167,6 +119,14 @@ class GpuHost:
     def update(self, host: LabHostContext) -> None:
         now = host.now
         self._faults(host, now)
+        if not host.powered:
+            self.cold = True
+        elif self.cold:  # a cold boot brings back every GPU that fell off the bus
+            self.cold = False
+            for g in self.gpus:
+                if g.lost:
+                    g.lost = False
+                    g.processes.clear()
         load = host.load
         idle = host.fault("gpu.idle") is not None
         for g in self.gpus:
@@ -207,6 +167,9 @@ class GpuHost:
     def _faults(self, host: LabHostContext, now: float) -> None:
         for name in ("gpu.xid", "gpu.fell_off_bus", "gpu.ecc"):
             params = host.fault(name)
+            if name == "gpu.fell_off_bus":
+                hard = params is not None and bool(params.get("hard"))
+                self.hard_lost = {int(params.get("gpu", 0))} if params and hard else set()
             if params is None:
                 self.seen_faults.discard(name)
                 continue
@@ -252,7 +215,7 @@ class GpuHost:
             if same < prof.max_count and not used & set(range(start, start + prof.slices)):
                 gi = max([i.gi for i in g.instances], default=0) + 1
                 inst = SimInstance(
-                    gi, prof.name, prof.profile_id, prof.slices, start, _mem_of(prof.name)
+                    gi, prof.name, prof.profile_id, prof.slices, start, mem_of_profile(prof.name)
                 )
                 g.instances.append(inst)
                 return inst
@@ -263,7 +226,21 @@ class GpuHost:
 
     # ---------------------------------------------------------------- commands
 
+    def install_driver(self, cmd: str) -> CommandReply | None:
+        """The site's driver installer (the demo rollout's change): swaps the driver version.
+
+        The lab's training processes are not tied to Slurm jobs, so unlike a real
+        driver unload this does not insist on idle GPUs.
+        """
+        m = re.fullmatch(rf"{DRIVER_INSTALL} --version (\d+\.\d+(?:\.\d+)?)", cmd.strip())
+        if m is None:
+            return None
+        old, self.driver = self.driver, m.group(1)
+        return CommandReply(stdout=f"NVIDIA driver {old} -> {self.driver}: installed, loaded\n")
+
     def run(self, host: LabHostContext, cmd: str) -> CommandReply | None:
+        if cmd.startswith(DRIVER_INSTALL + " "):
+            return self.install_driver(cmd)  # None (not ours) unless it names a version
         if cmd.startswith("nvidia-smi") and host.fault("gpu.no_driver") is not None:
             return CommandReply(stdout=NO_DRIVER, exit_status=9)
         drift = host.fault("gpu.driver_drift")
@@ -276,7 +253,13 @@ class GpuHost:
             rc = 15 if any(g.lost for g in self.gpus) else 0
             return CommandReply(stdout="\n".join(lines) + "\n", exit_status=rc)
         if cmd == "nvidia-smi -q -x":
-            return CommandReply(stdout=render.smi_xml(self.gpus, driver, cuda, host.now))
+            # Like the CSV query: a lost GPU is left out of the report and named on stderr.
+            lost = "".join(render.lost_line(g) + "\n" for g in self.gpus if g.lost)
+            return CommandReply(
+                stdout=render.smi_xml(self.gpus, driver, cuda, host.now),
+                stderr=lost,
+                exit_status=15 if lost else 0,
+            )
         if cmd == "nvidia-smi mig -lgi":
             out, rc = render.mig_lgi(self.gpus)
             return CommandReply(stdout=out, exit_status=rc)
@@ -290,6 +273,10 @@ class GpuHost:
         if "NVRM: Xid" in cmd and "journalctl" in cmd:
             text = "".join(line + "\n" for line in self.kernel_log)
             return CommandReply(stdout=text, exit_status=0 if text else 1)
+        if cmd == OS_COMMAND:
+            kernel = str((drift or {}).get("kernel", LAB_KERNEL))
+            os_name = str((drift or {}).get("os", LAB_OS))
+            return CommandReply(stdout=f'{kernel}\nPRETTY_NAME="{os_name}"\n')
         if cmd == "command -v dcgmi":
             return CommandReply(stdout="/usr/bin/dcgmi\n")
         if cmd == "dcgmi diag -r 1 -j":
@@ -300,6 +287,11 @@ class GpuHost:
         i = int(raw)
         return self.gpus[i] if 0 <= i < len(self.gpus) else None
 
+    def lost_for_good(self, g: SimGpu) -> bool:
+        """A GPU that fell off the bus with the fault's param ``hard`` (a hardware defect)
+        stays lost through a reset while the fault lasts; otherwise a reset recovers it."""
+        return g.index in self.hard_lost
+
     def act(self, cmd: str) -> CommandReply | None:
         m = re.fullmatch(r"nvidia-smi -r -i (\d+)", cmd)
         if m:
@@ -307,9 +299,18 @@ class GpuHost:
             if g is None:
                 return CommandReply(stdout="No devices were found\n", exit_status=6)
             if g.lost:
-                return CommandReply(
-                    stdout=f"Unable to reset GPU {g.bus}: GPU is lost\n", exit_status=15
-                )
+                if self.lost_for_good(g):
+                    return CommandReply(
+                        stdout=f"Unable to reset GPU {g.bus}: GPU is lost. Reboot the system "
+                        "to recover this GPU\n",
+                        exit_status=15,
+                    )
+                # A transient fall (a PCIe glitch): the bus reset brings it back; the job
+                # it ran died with the XID.
+                g.lost = False
+                g.processes.clear()
+                g.resets += 1
+                return CommandReply(stdout=f"GPU {g.bus} was successfully reset.\nAll done.\n")
             if g.processes:
                 return CommandReply(
                     stdout=f"The following GPUs could not be reset:\n  GPU {g.bus}: In use by "
@@ -419,6 +420,8 @@ class GpuLab:
         self._lab: Any = None
         self.commands: list[tuple[str, str]] = []
         """Every action command run (host, command), for tests."""
+        self.exporters: dict[str, Any] = {}
+        """``dcgm``: the per-host dcgm-exporters (plugins.gpu.lab_exporter)."""
 
     async def start(self, lab: Any) -> None:
         self._lab = lab
@@ -427,9 +430,20 @@ class GpuLab:
             if node.role in ("gpu-train", "gpu-infer") or node.hardware.gpu_count > 0:
                 self.hosts[name] = GpuHost(host)
                 self.hosts[name].update(host)
+        from plugins.gpu.lab_exporter import start_exporters
+
+        await start_exporters(self, lab)
 
     async def stop(self) -> None:
-        return None
+        for exporter in self.exporters.values():
+            await exporter.stop()
+
+    def rewrite_inventory(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Each GPU node declares its dcgm-exporter's address (``exporters.dcgm``)."""
+        from console.lab.exporters import declare_exporters
+
+        dcgm = self.exporters.get("dcgm")
+        return declare_exporters(data, "dcgm", dcgm.instances) if dcgm is not None else data
 
     def tick(self, now: float) -> None:
         if self._lab is None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 if TYPE_CHECKING:  # pragma: no cover
-    from plugins.gpu.lab import SimGpu
+    from plugins.gpu.lab_model import SimGpu
 
 
 def _f(value: float | None, fmt: str = "{:.2f}") -> str:

@@ -11,10 +11,10 @@ from textual.binding import Binding
 
 from console.plugin import Severity
 from console.widgets.line_table import Column, LineTable, Row
-from console.widgets.pane import Pane
-from plugins.gpu.checks import idle_allocated
+from console.widgets.pane import Pane, PerNode
+from plugins.gpu.checks import IdleGpu, idle_on_node
 from plugins.gpu.config import config_of, expected_versions, gpu_nodes
-from plugins.gpu.status import GLYPH, GpuView, allocation, drift, gpu_indexes, gpu_view
+from plugins.gpu.status import GLYPH, GpuView, allocation, drift, node_views
 
 METRICS = ("util", "mem", "temp", "power")
 LEVELS = "▁▂▃▄▅▆▇█"
@@ -71,12 +71,22 @@ def _avg(views: list[GpuView], metric: str) -> str:
     return f"{(max(known) if metric == 'temp' else sum(known) / len(known)):.0f}{unit}"
 
 
+def _shown_nodes(pane: Pane) -> list[str]:
+    """The GPU nodes the filter lets through, in inventory order."""
+    return [n.name for n in gpu_nodes(pane.ctx.inventory) if pane.ctx.node_filter(n.name)]
+
+
 class GpuGridPane(Pane):
-    """One row per node, one heat cell per GPU; ``m`` cycles util/mem/temp/power."""
+    """One row per node, one heat cell per GPU; ``m`` cycles util/mem/temp/power.
+
+    Rows are rebuilt only for nodes whose readings changed (``PerNode``): with
+    1,000 nodes a refresh costs the few rows that moved, not the fleet.
+    """
 
     BINDINGS = [Binding("m", "next_metric", "GPU metric")]
 
     def compose_body(self) -> ComposeResult:
+        self.rows: PerNode[Row] = PerNode()
         self.metric = str(self.ctx.options.get("metric", "util"))
         self.table = LineTable(
             [
@@ -92,51 +102,48 @@ class GpuGridPane(Pane):
 
     def action_next_metric(self) -> None:
         self.metric = METRICS[(METRICS.index(self.metric) + 1) % len(METRICS)]
+        self.rows.reset()
         self.data_changed()
+
+    def _row(self, name: str) -> Row:
+        store = self.ctx.store
+        node = self.ctx.inventory.nodes[name]
+        views = node_views(store, name)
+        cells = Text()
+        for v in views:
+            cells.append_text(heat_cell(v, self.metric))
+        flags = []
+        smi = store.value(name, "gpu.smi")
+        if isinstance(smi, str) and smi != "ok":
+            flags.append("no smi")
+        if drift(store, name, *expected_versions(node, config_of(self.ctx.inventory))):
+            flags.append("drift")
+        bad = [f"{v.index}:{v.problems[0][1].split()[0]}" for v in views if v.problems]
+        flags += bad[:3]
+        sev = max([v.severity for v in views], default=Severity.UNKNOWN)
+        if isinstance(smi, str) and smi != "ok":
+            sev = Severity.CRITICAL
+        elif flags and sev < Severity.WARNING:
+            sev = Severity.WARNING
+        return Row(
+            key=name,
+            cells=(
+                GLYPH[sev],
+                name,
+                cells if views else "?",
+                _avg(views, self.metric),
+                allocation(store, name) or "—",
+                " ".join(flags),
+            ),
+            node=name,
+            severity=sev,
+            data=(("kind", "node"), ("target", name)),
+        )
 
     def update_view(self) -> None:
         self.border_title = f"{self.ctx.spec.title} · {self.metric} (m)"
-        inv = self.ctx.inventory
-        store = self.ctx.store
-        config = config_of(inv)
-        rows = []
-        for node in gpu_nodes(inv):
-            if not self.ctx.node_filter(node.name):
-                continue
-            views = [gpu_view(store, node.name, i) for i in gpu_indexes(store, node.name)]
-            cells = Text()
-            for v in views:
-                cells.append_text(heat_cell(v, self.metric))
-            flags = []
-            smi = store.value(node.name, "gpu.smi")
-            if isinstance(smi, str) and smi != "ok":
-                flags.append("no smi")
-            if drift(store, node.name, *expected_versions(node, config)):
-                flags.append("drift")
-            bad = [f"{v.index}:{v.problems[0][1].split()[0]}" for v in views if v.problems]
-            flags += bad[:3]
-            sev = max([v.severity for v in views], default=Severity.UNKNOWN)
-            if isinstance(smi, str) and smi != "ok":
-                sev = Severity.CRITICAL
-            elif flags and sev < Severity.WARNING:
-                sev = Severity.WARNING
-            rows.append(
-                Row(
-                    key=node.name,
-                    cells=(
-                        GLYPH[sev],
-                        node.name,
-                        cells if views else "?",
-                        _avg(views, self.metric),
-                        allocation(store, node.name) or "—",
-                        " ".join(flags),
-                    ),
-                    node=node.name,
-                    severity=sev,
-                    data=(("kind", "node"), ("target", node.name)),
-                )
-            )
-        self.table.set_rows(rows)
+        rows = self.rows.refresh(self.ctx, lambda: _shown_nodes(self), self._row)
+        self.table.set_rows(list(rows.values()))
         self.set_empty(not rows, "no GPU nodes (role gpu-* or hardware.gpu_count)")
 
 
@@ -153,9 +160,14 @@ class IdleAllocatedPane(Pane):
                 Column("procs", 0),
             ]
         )
+        self.idle: PerNode[list[IdleGpu]] = PerNode()
         yield self.table
 
     def update_view(self) -> None:
+        c = config_of(self.ctx.inventory)
+        per_node = self.idle.refresh(
+            self.ctx, lambda: _shown_nodes(self), lambda n: idle_on_node(self.ctx.store, n, c)
+        )
         rows = [
             Row(
                 key=f"{i.node}/{i.index}",
@@ -170,11 +182,10 @@ class IdleAllocatedPane(Pane):
                 severity=Severity.WARNING,
                 data=(("kind", "gpu"), ("target", f"{i.node}/{i.index}")),
             )
-            for i in idle_allocated(self.ctx.store, self.ctx.inventory)
-            if self.ctx.node_filter(i.node)
+            for idle in per_node.values()
+            for i in idle
         ]
         self.table.set_rows(rows)
-        c = config_of(self.ctx.inventory)
         self.set_empty(
             not rows, f"no allocated GPU under {c.idle_util_pct:g}% for {c.idle_minutes:g}m"
         )
@@ -187,18 +198,15 @@ class UnhealthyPane(Pane):
         self.table = LineTable(
             [Column("", 1), Column("gpu", 10), Column("util", 4, "right"), Column("problem", 0)]
         )
+        self.unhealthy: PerNode[list[GpuView]] = PerNode()
         yield self.table
 
+    def _unhealthy(self, name: str) -> list[GpuView]:
+        return [v for v in node_views(self.ctx.store, name) if v.problems]
+
     def update_view(self) -> None:
-        store = self.ctx.store
-        entries = []
-        for node in gpu_nodes(self.ctx.inventory):
-            if not self.ctx.node_filter(node.name):
-                continue
-            for i in gpu_indexes(store, node.name):
-                v = gpu_view(store, node.name, i)
-                if v.problems:
-                    entries.append(v)
+        per_node = self.unhealthy.refresh(self.ctx, lambda: _shown_nodes(self), self._unhealthy)
+        entries = [v for views in per_node.values() for v in views]
         entries.sort(key=lambda v: (-v.severity, v.node, v.index))
         rows = [
             Row(
@@ -224,24 +232,26 @@ class DriftPane(Pane):
 
     def compose_body(self) -> ComposeResult:
         self.table = LineTable([Column("", 1), Column("node", 7), Column("drift", 0)])
+        self.drifts: PerNode[str | None] = PerNode()
         yield self.table
 
-    def update_view(self) -> None:
-        rows = []
+    def _drift(self, name: str) -> str | None:
         config = config_of(self.ctx.inventory)
-        for node in gpu_nodes(self.ctx.inventory):
-            if not self.ctx.node_filter(node.name):
-                continue
-            d = drift(self.ctx.store, node.name, *expected_versions(node, config))
-            if d:
-                rows.append(
-                    Row(
-                        key=node.name,
-                        cells=("▲", node.name, d),
-                        node=node.name,
-                        severity=Severity.WARNING,
-                        data=(("kind", "node"), ("target", node.name)),
-                    )
-                )
+        node = self.ctx.inventory.nodes[name]
+        return drift(self.ctx.store, name, *expected_versions(node, config))
+
+    def update_view(self) -> None:
+        per_node = self.drifts.refresh(self.ctx, lambda: _shown_nodes(self), self._drift)
+        rows = [
+            Row(
+                key=name,
+                cells=("▲", name, d),
+                node=name,
+                severity=Severity.WARNING,
+                data=(("kind", "node"), ("target", name)),
+            )
+            for name, d in per_node.items()
+            if d
+        ]
         self.table.set_rows(rows)
         self.set_empty(not rows, "driver and CUDA as expected")

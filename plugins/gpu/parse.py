@@ -61,19 +61,31 @@ _LOST = re.compile(
 def token(raw: str) -> str | None:
     """A cell as text, or None when it says "unknown" in any of nvidia-smi's ways."""
     value = raw.strip()
+    if value[:1].isdigit():  # the common case, and neither pattern starts with a digit
+        return value
     if not value or _UNKNOWN.match(value) or _ERRORISH.match(value) or value == "-":
         return None
     return value
 
 
 def is_error(raw: str) -> bool:
-    return bool(_ERRORISH.match(raw.strip()))
+    value = raw.strip()
+    # Both error forms start with "[" or "ERR!": most cells are numbers (fleet-size polls).
+    if value[:1] not in ("[", "e", "E"):
+        return False
+    return bool(_ERRORISH.match(value))
 
 
 def number(raw: str | None) -> float | None:
     """``433.78 W`` / ``11125 MiB`` / ``100 %`` / ``81559`` -> float; unknowns -> None."""
     if raw is None:
         return None
+    try:
+        out = float(raw)  # a plain number, as --format=csv,nounits prints: no parsing
+    except ValueError:
+        pass
+    else:
+        return out if out == out and abs(out) != float("inf") else None
     value = token(raw)
     if value is None:
         return None
@@ -229,6 +241,26 @@ def assign_lost_indexes(present: Sequence[GpuFast], lost: Sequence[GpuFast]) -> 
     return out
 
 
+def lost_bus_ids(text: str) -> list[str]:
+    """Bus ids of the GPUs whose handle nvidia-smi could not read (fallen off the bus)."""
+    return [m.group(1).rstrip(".") for m in map(_LOST.search, text.splitlines()) if m]
+
+
+def bus_order_indexes(present: Sequence[str | None], lost: Sequence[str]) -> list[int] | None:
+    """nvidia-smi's index of each present GPU, given the lost ones.
+
+    nvidia-smi numbers GPUs in PCI bus order and a report simply leaves a lost
+    GPU out, so with GPU 2 lost the third GPU in the report is GPU 3, not 2.
+    Returns None (keep the report's positions) when nothing is lost or a bus id
+    is missing: positions are then right.
+    """
+    if not lost or any(not bus for bus in present):
+        return None
+    keys = sorted({_bus_key(b) for b in present if b} | {_bus_key(b) for b in lost})
+    rank = {key: i for i, key in enumerate(keys)}
+    return [rank[_bus_key(bus)] for bus in present]
+
+
 # --------------------------------------------------------------------------- kernel log
 
 _XID = re.compile(r"NVRM: Xid \(PCI:([0-9A-Fa-f:.]+)\): (\d+),?\s*(.*)$")
@@ -376,6 +408,23 @@ def parse_dcgm_diag(text: str) -> DiagResult:
 SECTION = "@@dcc-gpu "
 """Marker line the full round trip prints between its parts: ``@@dcc-gpu NAME rc=N@@``."""
 _SECTION = re.compile(r"^@@dcc-gpu (\w+) rc=(\d+)@@$")
+
+
+def parse_os_release(text: str) -> tuple[str | None, str | None]:
+    """``uname -r`` then ``/etc/os-release``'s PRETTY_NAME line -> (kernel, distribution).
+
+    Either is None when missing (a host without os-release, a failed command).
+    """
+    kernel: str | None = None
+    pretty: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("PRETTY_NAME="):
+            value = line.partition("=")[2].strip().strip("\"'").strip()
+            pretty = value or None
+        elif kernel is None and line and "=" not in line and " " not in line:
+            kernel = line
+    return kernel, pretty
 
 
 def split_sections(text: str) -> dict[str, tuple[int, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,30 @@ def gpu_view(store: StoreView, node: str, index: int, hot_c: float = 85.0) -> Gp
         mig=_flag(r.get("gpu.mig_current")),
         mig_pending=_flag(r.get("gpu.mig_pending")),
     )
+
+
+_VIEWS: weakref.WeakKeyDictionary[Any, dict[str, tuple[int, float, list[GpuView]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def node_views(store: StoreView, node: str, hot_c: float = 85.0) -> list[GpuView]:
+    """Every GPU of ``node`` as views, remembered until the node's readings change.
+
+    The grid, the unhealthy and idle panes and the alert rules all look at the same
+    GPUs on the same refresh; at fleet size computing them once matters.
+    """
+    try:
+        memo = _VIEWS.setdefault(store, {})
+    except TypeError:  # a StoreView that cannot be weakly referenced: no memory
+        return [gpu_view(store, node, i, hot_c) for i in gpu_indexes(store, node)]
+    version = store.node_version(node)
+    hit = memo.get(node)
+    if hit is not None and hit[0] == version and hit[1] == hot_c:
+        return hit[2]
+    views = [gpu_view(store, node, i, hot_c) for i in gpu_indexes(store, node)]
+    memo[node] = (version, hot_c, views)
+    return views
 
 
 def _flag(v: Any) -> bool | None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from console.plugin import CardLine, CheckSpec, Finding, Severity, Target
 from console.sparkline import sparkline
 from console.store import StoreView
-from plugins.infiniband.collect import split_port_target
+from plugins.infiniband.collect import split_port_target, switch_port_target
 from plugins.infiniband.config import InfinibandConfig, config_of, ib_nodes
 from plugins.infiniband.health import GLYPH, Problem, judge, worst
 
@@ -122,8 +122,15 @@ def all_ports(store: StoreView, inventory: Inventory) -> list[PortStatus]:
 def alerts(store: StoreView, inventory: Inventory) -> Sequence[Finding]:
     """Per port: down, flapping, degraded, rising errors (one stable key per kind);
     per node: fewer ports than the inventory expects; ibstat failing."""
+    findings = list(fabric_alerts(store, inventory))
+    for node in ib_nodes(inventory):
+        findings.extend(node_alerts(store, inventory, node))
+    return findings
+
+
+def _port_findings(ports: Sequence[PortStatus]) -> list[Finding]:
     findings: list[Finding] = []
-    for st in all_ports(store, inventory):
+    for st in ports:
         by_kind: dict[str, list[Problem]] = {}
         for p in st.problems:
             kind = "down" if p.kind == "phys" else p.kind
@@ -140,29 +147,63 @@ def alerts(store: StoreView, inventory: Inventory) -> Sequence[Finding]:
                     node=st.node,
                 )
             )
-    for node in ib_nodes(inventory):
-        found = store.value(node.name, "infiniband.ports_found")
-        if isinstance(found, int) and found < node.hardware.ib_ports:
-            findings.append(
-                Finding(
-                    Severity.WARNING,
-                    node.name,
-                    f"{node.name}: {found} of {node.hardware.ib_ports} expected IB ports present",
-                    key=f"infiniband.missing_ports:{node.name}",
-                    node=node.name,
-                )
+    return findings
+
+
+def fabric_alerts(store: StoreView, inventory: Inventory) -> Sequence[Finding]:
+    """Ports the fabric read found on nodes the inventory declares without IB ports
+    (``node_alerts`` judges the others: the fabric collector only names inventory nodes)."""
+    config = config_of(inventory)
+    others = [
+        port_status(store, t, config, expected_rate(inventory, n.name))
+        for n in _without_ib(inventory)
+        for t in port_targets(store, n.name)
+    ]
+    return _port_findings(others)
+
+
+_WITHOUT_IB: list[tuple[Inventory, list[Node]]] = []
+
+
+def _without_ib(inventory: Inventory) -> list[Node]:
+    """Nodes declared without IB ports; remembered for the last inventory (asked per refresh)."""
+    if not _WITHOUT_IB or _WITHOUT_IB[0][0] is not inventory:
+        _WITHOUT_IB[:] = [
+            (inventory, [n for n in inventory.nodes.values() if n.hardware.ib_ports <= 0])
+        ]
+    return _WITHOUT_IB[0][1]
+
+
+def node_alerts(store: StoreView, inventory: Inventory, node: Node) -> Sequence[Finding]:
+    """One node's port problems, missing ports and ibstat failures (its own readings)."""
+    if node.hardware.ib_ports <= 0:
+        return ()
+    config = config_of(inventory)
+    expected = expected_rate(inventory, node.name)
+    ports = [port_status(store, t, config, expected) for t in port_targets(store, node.name)]
+    findings = _port_findings(ports)
+    found = store.value(node.name, "infiniband.ports_found")
+    if isinstance(found, int) and found < node.hardware.ib_ports:
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                node.name,
+                f"{node.name}: {found} of {node.hardware.ib_ports} expected IB ports present",
+                key=f"infiniband.missing_ports:{node.name}",
+                node=node.name,
             )
-        err = store.value(node.name, "infiniband.tool_error")
-        if isinstance(err, str) and err:
-            findings.append(
-                Finding(
-                    Severity.WARNING,
-                    node.name,
-                    f"{node.name}: {err[:160]}",
-                    key=f"infiniband.tool_error:{node.name}",
-                    node=node.name,
-                )
+        )
+    err = store.value(node.name, "infiniband.tool_error")
+    if isinstance(err, str) and err:
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                node.name,
+                f"{node.name}: {err[:160]}",
+                key=f"infiniband.tool_error:{node.name}",
+                node=node.name,
             )
+        )
     return findings
 
 
@@ -191,12 +232,69 @@ def check_links(store: StoreView, target: Target) -> Finding:
     return Finding(sev, node, text, key=key, node=node)
 
 
+def check_port(store: StoreView, target: Target) -> Finding:
+    """One port (``ib:NODE:DEVICE/PORT``): Active, not flapping, no rising error rates.
+
+    The rate is held to ``attrs["ib_rate_gbps"]`` only when given (the node's expected
+    rate); the node-wide ``infiniband.links`` check knows the inventory."""
+    parts = split_port_target(target.name)
+    node = parts[0] if parts else (target.node or target.name)
+    key = f"infiniband.port:{target.name}"
+    expected = target.attrs.get("ib_rate_gbps")
+    exp = float(expected) if isinstance(expected, int | float) else None
+    st = port_status(store, target.name, InfinibandConfig(), exp)
+    if st.state is None:
+        return Finding(Severity.UNKNOWN, target.name, f"{node} {st.port}: not read yet",
+                       key=key, node=node)  # fmt: skip
+    text = "; ".join(p.text for p in st.problems) or f"{st.state.lower()} {st.rate_text}"
+    return Finding(st.severity, target.name, f"{node} {st.port}: {text}", key=key, node=node)
+
+
+def check_switch_port(store: StoreView, target: Target) -> Finding:
+    """A switch port (``spine01/1``, from the fabric read): Active / LinkUp."""
+    name = target.name.removeprefix("ibsw:")
+    switch, _, port = name.rpartition("/")
+    key = f"infiniband.switch_port:{name}"
+    if not port.isdigit():
+        return Finding(Severity.UNKNOWN, name, f"{name}: not a switch/port name", key=key)
+    sp = switch_port_target(switch, int(port))
+    state = store.value(sp, "infiniband.sw_state")
+    phys = store.value(sp, "infiniband.sw_phys_state")
+    peer = store.value(sp, "infiniband.sw_peer")
+    if not isinstance(state, str):
+        return Finding(Severity.UNKNOWN, name, f"{name}: not read yet (fabric)", key=key)
+    text = f"{name}: {state}/{phys or '?'}" + (f" to {peer}" if isinstance(peer, str) else "")
+    sev = Severity.OK if state.lower() == "active" else Severity.CRITICAL
+    return Finding(sev, name, text, key=key)
+
+
 CHECKS = (
+    CheckSpec(
+        id="infiniband.switch_port_ok",
+        label="A switch port (an inter-switch link) is Active",
+        target_kind="ib_switch_port",
+        check=check_switch_port,
+    ),
     CheckSpec(
         id="infiniband.links",
         label="Every IB/RoCE port Active at the expected rate, no rising error rates",
         target_kind="node",
         check=check_links,
+    ),
+    CheckSpec(
+        id="infiniband.port_ok",
+        label="The port is Active, not flapping, no rising error rates",
+        target_kind="ib_port",
+        check=check_port,
+        metrics=(
+            "infiniband.state",
+            "infiniband.phys_state",
+            "infiniband.rate_gbps",
+            "infiniband.rate.link_downed",
+            "infiniband.rate.symbol_error",
+            "infiniband.peer",
+        ),
+        pane="infiniband.ports",
     ),
 )
 

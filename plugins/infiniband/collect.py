@@ -60,6 +60,8 @@ def switch_port_target(switch: str, port: int) -> str:
 
 
 def node_targets(inventory: Any, config: Any) -> Sequence[Target]:
+    if as_config(config).source == "prometheus":
+        return []  # read from node_exporter through Prometheus: plugins.infiniband.prom
     return [
         Target(
             "node",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from console.sources.config import SourceFields
 from plugins.infiniband.parse import ERROR_COUNTERS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,7 +54,12 @@ class Switch(_Model):
     ports: int = Field(default=40, ge=1, le=256)
 
 
-class InfinibandConfig(_Model):
+class InfinibandConfig(SourceFields):
+    """``source: prometheus`` reads node_exporter's infiniband collector (console.sources);
+    the fabric (iblinkinfo) and the actions still go to the nodes over SSH."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     sysfs_root: str = Field(default="/sys/class/infiniband", pattern=r"^/[A-Za-z0-9_./-]*$")
     """Where the HCAs are; a test tree elsewhere for emulated fabrics."""
     interval: float = Field(default=15.0, ge=1.0)

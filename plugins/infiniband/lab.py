@@ -6,7 +6,10 @@ gets a leaf switch (hosts on ports 1..32, uplinks on 33+), two spines join the
 leaves. The node collector's script is answered in the real tools' formats
 (``head -v`` of sysfs, ``ibstat``, ``perfquery``); the fabric node answers
 ``iblinkinfo``; ``perfquery -R`` clears a port; ``ibportstate`` disables/enables
-a switch port (its HCA then goes Down/Polling).
+a switch port (its HCA then goes Down/Polling; on an inter-switch link both ends
+go down, and for ``reroute_s`` -- until the subnet manager's sweep has routed
+around it -- the hosts under that leaf drop a few packets: ``PortXmitDiscards``
+and ``PortXmitWait`` climb, then stop).
 
 Faults (target: a host; param ``port``: ``mlx5_0/1`` by default):
 
@@ -72,12 +75,20 @@ class SwitchSim:
     guid: int
     links: dict[int, tuple[str, int]] = field(default_factory=dict)
     """port -> (peer name, peer port) for switch-to-switch links."""
+    disabled: set[int] = field(default_factory=set)
+    """Ports disabled with ibportstate (inter-switch links)."""
 
 
 class InfinibandLab:
     """``console.plugin.LabEmulation`` for the infiniband plugin."""
 
-    def __init__(self) -> None:
+    def __init__(self, reroute_s: float = 3.0) -> None:
+        """``reroute_s``: lab seconds the subnet manager takes to route around a lost link."""
+        self.reroute_s = reroute_s
+        self.rerouting: dict[str, float] = {}
+        """leaf -> lab time its routes are fixed (an inter-switch link went down)."""
+        self.reroutes: list[tuple[str, float]] = []
+        """(leaf, lab time) of every reroute the subnet manager finished."""
         self._lab: Any = None
         self.ports: dict[tuple[str, str], PortSim] = {}
         self.switches: dict[str, SwitchSim] = {}
@@ -85,6 +96,8 @@ class InfinibandLab:
         self._last_tick: float | None = None
         self.cleared: list[tuple[str, str]] = []
         self.port_changes: list[tuple[str, int, str]] = []
+        self.exporters: dict[str, Any] = {}
+        """``node``: node_exporter per host with HCAs (plugins.infiniband.lab_exporter)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -129,9 +142,20 @@ class InfinibandLab:
                     "link_downed": 1.0,
                 }
                 self.ports[(n.name, p.device)] = p
+        from plugins.infiniband.lab_exporter import start_exporters
+
+        await start_exporters(self, lab)
 
     async def stop(self) -> None:
-        return None
+        for exporter in self.exporters.values():
+            await exporter.stop()
+
+    def rewrite_inventory(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Each node with HCAs declares its node_exporter's address (``exporters.node``)."""
+        from console.lab.exporters import declare_exporters
+
+        node = self.exporters.get("node")
+        return declare_exporters(data, "node", node.instances) if node is not None else data
 
     def fault_names(self) -> Sequence[str]:
         return sorted(FAULTS)
@@ -157,6 +181,10 @@ class InfinibandLab:
             host = self._lab.hosts.get(p.host)
             if host is None or not host.powered or not self._up(p, now):
                 continue
+            if p.leaf in self.rerouting:
+                # Packets routed to the lost link are dropped until the SM's sweep.
+                p.counters["port_xmit_discards"] = p.counters.get("port_xmit_discards", 0.0) + 4
+                p.counters["port_xmit_wait"] = p.counters.get("port_xmit_wait", 0.0) + 5e5 * dt
             octets = p.gbps * 1e9 / 8 * (0.05 + 0.6 * host.load) * dt / 4
             for c in ("port_xmit_data", "port_rcv_data"):
                 p.counters[c] = p.counters.get(c, 0.0) + octets
@@ -176,6 +204,10 @@ class InfinibandLab:
                     p.last_flap = now
                     for c in ("link_downed", "link_error_recovery"):
                         p.counters[c] = p.counters.get(c, 0.0) + 1
+        for leaf, until in list(self.rerouting.items()):
+            if now >= until:  # the subnet manager's sweep is done: routes avoid the link
+                del self.rerouting[leaf]
+                self.reroutes.append((leaf, now))
 
     def _up(self, p: PortSim, now: float) -> bool:
         if p.switch_disabled or self._fault(p, "infiniband.port_down") is not None:
@@ -309,16 +341,32 @@ class InfinibandLab:
         if op in ("disable", "enable"):
             for p in hcas:
                 p.switch_disabled = op == "disable"
+            if port in sw.links:
+                self._isl(sw, port, op == "disable", host.now)
             self.port_changes.append((sw.name, port, op))
         elif op != "query":
             return CommandReply(stderr=f"ibportstate: unknown op {op}\n", exit_status=255)
-        disabled = any(p.switch_disabled for p in hcas)
+        disabled = any(p.switch_disabled for p in hcas) or port in sw.disabled
         state = "Down" if disabled else "Active"
         phys = "Disabled" if disabled else "LinkUp"
         return CommandReply(
             stdout=f"Switch PortInfo:\n# Port info: Lid {sw.lid} port {port}\n"
             f"LinkState:.......................{state}\nPhysLinkState:...................{phys}\n"
         )
+
+    def _isl(self, sw: SwitchSim, port: int, disable: bool, now: float) -> None:
+        """An inter-switch link disabled or enabled: the leaf at either end reroutes."""
+        if disable:
+            sw.disabled.add(port)
+        else:
+            sw.disabled.discard(port)
+        peer, _ = sw.links[port]
+        leaf = sw.name if sw.name.startswith("leaf") else peer
+        self.rerouting[leaf] = now + self.reroute_s
+
+    def _isl_down(self, sw: SwitchSim, port: int) -> bool:
+        peer, pport = sw.links[port]
+        return port in sw.disabled or pport in self.switches[peer].disabled
 
     def iblinkinfo(self, now: float) -> str:
         lines = []
@@ -343,7 +391,13 @@ class InfinibandLab:
             top = max([*hcas, *sw.links, 1])
             for port in range(1, top + 1):
                 head = f"{sw.lid:>12} {port:>4}[  ] ==("
-                if port in sw.links:
+                if port in sw.disabled:
+                    lines.append(
+                        f'{head}                Down/Disabled)==>      "Port not available"'
+                    )
+                elif port in sw.links and self._isl_down(sw, port):
+                    lines.append(f'{head}                Down/ Polling)==>             [  ] "" ( )')
+                elif port in sw.links:
                     peer, pport = sw.links[port]
                     plid = self.switches[peer].lid
                     lines.append(

@@ -46,7 +46,10 @@ def card(store: StoreView, node: Node) -> Sequence[CardLine]:
 
     alloc = v("allocation")
     sev = state_severity(alloc)
-    lines = [CardLine("state", f"{GLYPH[sev]} {alloc} in {v('cluster') or '?'}", sev)]
+    why = r["kubernetes.allocation"].detail if alloc is None else ""  # e.g. no series, its age
+    shown = f"{alloc} in {v('cluster') or '?'}" if alloc is not None else "unknown"
+    shown += f" ({why})" if why else ""
+    lines = [CardLine("state", f"{GLYPH[sev]} {shown}", sev)]
     if v("reason"):
         by = f" by {v('reason_by')}" if v("reason_by") else ""
         lines.append(CardLine("why", f"{v('reason')}{by}{_since(v('reason_since'))}", sev))

@@ -28,6 +28,7 @@ from plugins.kubernetes.config import (
     config_of,
     inventory_name,
     member_nodes,
+    reads_prometheus,
 )
 from plugins.kubernetes.state import (
     ClusterState,
@@ -54,7 +55,9 @@ def cluster_target(name: str) -> str:
 def cluster_targets(inventory: Inventory, config: Any) -> Sequence[Target]:
     cfg = config_of(config)
     return [
-        Target("cluster", name, attrs={"interval": cfg.interval}) for name in clusters_of(inventory)
+        Target("cluster", name, attrs={"interval": cfg.interval})
+        for name in clusters_of(inventory)
+        if not reads_prometheus(inventory, config, name)  # then plugins.kubernetes.prom reads it
     ]
 
 

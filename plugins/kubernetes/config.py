@@ -11,6 +11,7 @@ Example::
         gpu_operator_namespace: gpu-operator
         drain_timeout_s: 300
         pending_warn_s: 900
+        source: direct          # or prometheus: kube-state-metrics (plugins.kubernetes.prom)
 """
 
 from __future__ import annotations
@@ -19,13 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from console.sources.config import SourceFields, uses_prometheus
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.inventory.model import Inventory
 
 
-class KubernetesConfig(BaseModel):
+class KubernetesConfig(SourceFields):
+    """The section; ``source: prometheus`` reads kube-state-metrics' series instead of the API
+    (``plugins.kubernetes.prom``; fields in ``console.sources.config.SourceFields``)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     gpu_operator_namespace: str = Field(default="gpu-operator", min_length=1)
@@ -65,14 +71,19 @@ class ClusterRef:
 
 
 def clusters_of(inventory: Inventory) -> dict[str, ClusterRef]:
-    """The directly read clusters (``source: direct``) by name."""
+    """Every cluster by name, whatever it is read from: actions always go to its API."""
     out = {}
     for name, cluster in inventory.doc.clusters.kubernetes.items():
-        if cluster.source != "direct":
-            continue
         path = inventory.resolve_path(cluster.kubeconfig) if cluster.kubeconfig else None
         out[name] = ClusterRef(name, path, cluster.context)
     return out
+
+
+def reads_prometheus(inventory: Inventory, config: Any, cluster: str) -> bool:
+    """Whether ``cluster`` is read from kube-state-metrics in Prometheus: the plugin section
+    says so for every cluster, or the cluster itself (``clusters.kubernetes.<name>.source``)."""
+    found = inventory.doc.clusters.kubernetes.get(cluster)
+    return uses_prometheus(config) or (found is not None and found.source == "prometheus")
 
 
 def member_nodes(inventory: Inventory, cluster: str) -> list[str]:

@@ -15,6 +15,10 @@ Faults (target: a cluster name, or a node):
 - ``kubernetes.node_not_ready`` (node): the kubelet reports NotReady.
 - ``kubernetes.device_plugin_crash`` (node): the NVIDIA device plugin crash-loops and
   the node's allocatable GPUs drop to 0.
+- ``kubernetes.control_plane_down`` (node): the node's control plane (apiserver,
+  etcd member) and kubelet stop.
+
+The API's address is a load-balanced VIP over three control-plane nodes (``lab_vip.py``).
 
 A powered-off host (``host.power_off``) becomes Ready=Unknown; after the pods'
 ``tolerationSeconds`` (``toleration_s``, 300 s as in a real cluster) the taint
@@ -23,11 +27,9 @@ manager evicts them: they stay Terminating and their controllers replace them.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import secrets
-import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,11 +37,13 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from console.lab.tls import ensure_cert, server_context
 from console.plugin import CommandReply, LabHostContext
 from plugins.kubernetes.lab_api import ApiStore, truthy
 from plugins.kubernetes.lab_disruption import disruption_target
 from plugins.kubernetes.lab_objects import pdb_429, status
 from plugins.kubernetes.lab_sim import ClusterSim
+from plugins.kubernetes.lab_vip import CONTROL_PLANE_SIZE, ApiVip
 from plugins.kubernetes.parse import format_time
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,7 @@ FAULTS = {
     "kubernetes.api_down": "the cluster's API answers 503",
     "kubernetes.node_not_ready": "the node's kubelet reports NotReady",
     "kubernetes.device_plugin_crash": "the device plugin crash-loops; allocatable GPUs 0",
+    "kubernetes.control_plane_down": "the node's apiserver, etcd member and kubelet stop",
 }
 
 
@@ -64,63 +69,6 @@ def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
             target[key] = value
 
 
-def _tls(directory: Path) -> tuple[Path, ssl.SSLContext]:
-    """A lab CA and a server certificate for 127.0.0.1; returns (CA file, server context)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dcconsole lab kubernetes CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    import ipaddress
-
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file = directory / "ca.crt"
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_file, key_file = directory / "apiserver.crt", directory / "apiserver.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    os.chmod(key_file, 0o600)
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert_file, key_file)
-    return ca_file, ctx
-
-
 class LabCluster:
     """One cluster's API server."""
 
@@ -133,6 +81,8 @@ class LabCluster:
         self.kubeconfig: Path | None = None
         self.url = ""
         self.now: Callable[[], float] = lambda: 0.0
+        self.gate: Callable[[], str | None] = lambda: None
+        """``drop`` (nobody holds the VIP), ``no-quorum``, or None: the API answers."""
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
@@ -155,6 +105,17 @@ class LabCluster:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        gate = self.gate()
+        if gate == "drop":
+            # The load balancer still sends to the lost apiserver: its own 503 page.
+            return web.Response(
+                status=503,
+                text="<html><body><h1>503 Service Unavailable</h1>\nNo server is available "
+                "to handle this request.\n</body></html>\n",
+                content_type="text/html",
+            )
+        if gate == "no-quorum":
+            return web.json_response(status(500, "etcdserver: request timed out"), status=500)
         self.store.requests.append((request.method, request.path_qs))
         del self.store.requests[:-500]
         if request.headers.get("Authorization") != f"Bearer {self.token}":
@@ -338,25 +299,36 @@ class LabCluster:
 class KubernetesLab:
     """``console.plugin.LabEmulation`` for the kubernetes plugin."""
 
-    def __init__(self, bookmark_s: float = 5.0, toleration_s: int = 300) -> None:
+    def __init__(
+        self, bookmark_s: float = 5.0, toleration_s: int = 300, vip_failover_s: float = 4.0
+    ) -> None:
         """
         Args:
             bookmark_s: seconds between BOOKMARK events of an idle watch.
             toleration_s: the apiserver's default ``tolerationSeconds`` for the
                 ``not-ready`` / ``unreachable`` NoExecute taints (real default 300):
                 how long pods stay on a dead node before the taint manager evicts them.
+            vip_failover_s: lab seconds before a surviving control-plane node takes
+                the API's VIP over.
         """
         self.bookmark_s = bookmark_s
         self.toleration_s = toleration_s
+        self.vip_failover_s = vip_failover_s
+        self.vips: dict[str, ApiVip] = {}
+        """cluster -> who holds its API's VIP."""
         self.clusters: dict[str, LabCluster] = {}
         self._lab: Any = None
         self._handled: set[str] = set()
+        self.exporters: dict[str, Any] = {}
+        """``kube-state-metrics``: one per cluster, on a control-plane node (lab_exporter)."""
 
     async def start(self, lab: Any) -> None:
         self._lab = lab
         directory = Path(lab.state_dir) / "kubernetes"
         directory.mkdir(mode=0o700, exist_ok=True)
-        ca_file, ctx = _tls(directory)
+        # One self-signed certificate that is its own CA: kubeconfig trusts it by file.
+        ca_file, key_file = ensure_cert(directory / "apiserver", "kube-apiserver (lab)")
+        ctx = server_context(ca_file, key_file)
         now = lab.clock.now()
         for name, cluster in lab.source.doc.clusters.kubernetes.items():
             members = [n for n in lab.source.nodes.values() if n.clusters.kubernetes == name]
@@ -364,6 +336,14 @@ class KubernetesLab:
             sim = ClusterSim(name, members, store, now, lab.seed, self.toleration_s)
             lc = LabCluster(name, cluster.context or name, sim, store)
             lc.now = lab.clock.now
+            vip = ApiVip(
+                sorted(n.name for n in members if n.role == "cpu")[:CONTROL_PLANE_SIZE],
+                self.vip_failover_s,
+                lab,
+                store,
+            )
+            self.vips[name] = vip
+            lc.gate = vip.gate_now
             host, port = await lab.serve_http(lc.app(), ssl_context=ctx)
             lc.url = f"https://{host}:{port}"
             lc.kubeconfig = directory / f"{name}.kubeconfig"
@@ -396,10 +376,15 @@ class KubernetesLab:
             os.chmod(lc.kubeconfig, 0o600)
             self.clusters[name] = lc
         lab.faults.on_change(self._on_faults)
+        from plugins.kubernetes.lab_exporter import start_exporters
+
+        await start_exporters(self, lab)
 
     async def stop(self) -> None:
         for lc in self.clusters.values():
             lc.store.drop_watches()
+        for exporter in self.exporters.values():
+            await exporter.stop()
 
     async def command(self, host: LabHostContext, command: str) -> CommandReply | None:
         return None
@@ -416,6 +401,11 @@ class KubernetesLab:
             entry = dict(k8s.get(name) or {})
             entry.update(kubeconfig=str(lc.kubeconfig), context=lc.context, source="direct")
             k8s[name] = entry
+        ksm = self.exporters.get("kube-state-metrics")
+        if ksm is not None:  # the node KSM runs on declares its address
+            from console.lab.exporters import declare_exporters
+
+            data = declare_exporters(data, "kube-state-metrics", ksm.instances)
         return data
 
     def _on_faults(self) -> None:
@@ -444,11 +434,12 @@ class KubernetesLab:
         if self._lab is None:
             return
         for lc in self.clusters.values():
+            self.vips[lc.name].gate(now)
             for name in list(lc.store.objects["nodes"]):
                 host = self._lab.hosts.get(name)
                 if host is None:
                     continue
-                if not host.powered:
+                if not host.powered or host.fault("kubernetes.control_plane_down") is not None:
                     health = (
                         "Unknown",
                         "NodeStatusUnknown",

@@ -15,6 +15,7 @@ from plugins.kubernetes.card import CARD_TITLE, card
 from plugins.kubernetes.checks import CHECKS, alerts
 from plugins.kubernetes.collect import COLLECTORS
 from plugins.kubernetes.config import KubernetesConfig
+from plugins.kubernetes.prom import PROM_COLLECTOR
 from plugins.kubernetes.watch import stop_all
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,13 +32,13 @@ plugin = Plugin(
     name="kubernetes",
     description="Kubernetes: nodes, GPUs (MIG), pending pods, GPU Operator; cordon/drain",
     config_model=KubernetesConfig,
-    collectors=COLLECTORS,
+    collectors=(*COLLECTORS, PROM_COLLECTOR),
     panes=(
         PaneSpec(
             id="kubernetes.queue",
             title="Kubernetes queue",
             factory="plugins.kubernetes.panes:KubernetesQueuePane",
-            collectors=tuple(c.id for c in COLLECTORS),
+            collectors=(*(c.id for c in COLLECTORS), PROM_COLLECTOR.id),
         ),
     ),
     actions=ACTIONS,

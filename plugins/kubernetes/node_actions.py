@@ -34,7 +34,12 @@ if TYPE_CHECKING:  # pragma: no cover
 def node_targets(inventory: Inventory, config: Any) -> Sequence[Target]:
     clusters = clusters_of(inventory)
     return [
-        Target("node", n.name, node=n.name, attrs={"cluster": n.clusters.kubernetes})
+        Target(
+            "node",
+            n.name,
+            node=n.name,
+            attrs={"cluster": n.clusters.kubernetes, "gpu_count": n.hardware.gpu_count},
+        )
         for n in inventory.nodes.values()
         if n.clusters.kubernetes in clusters
     ]

@@ -182,11 +182,13 @@ async def _redfish_execute(ctx: ActionContext, node: Node, verb: str, inputs: An
     c = cfg(ctx.config)
     async with redfish_session(ctx.transports, ctx.inventory, node, c) as rf:
         uri = await system_uri(rf)
-        system = pr.parse_system(await rf.get(uri))
+        raw = await rf.get(uri)
+        system = pr.parse_system(raw)
         if verb == "identify":
             on = int(getattr(inputs, "seconds", 60)) > 0
             body: dict[str, Any] = {"LocationIndicatorActive": on}
-            if system["identify"] is not None and "LocationIndicatorActive" not in str(system):
+            # Older BMCs know only the deprecated IndicatorLED (the raw resource says which).
+            if "LocationIndicatorActive" not in raw and "IndicatorLED" in raw:
                 body = {"IndicatorLED": "Blinking" if on else "Off"}
             resp = await rf.request("PATCH", uri, json=body)
             if resp.status >= 400:

@@ -14,13 +14,22 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from console.plugin import CollectContext, CollectorSpec, ParseError, Reading, Target
+from console.plugin import (
+    CollectContext,
+    CollectorSpec,
+    ParseError,
+    Reading,
+    Target,
+    fleet_collector,
+)
+from console.sources.config import uses_prometheus
 from console.transports import TransportError
 from plugins.power import parse_ipmi as pi
 from plugins.power import parse_redfish as pr
 from plugins.power.config import PowerConfig, SecretUnavailable, bmc_nodes, cfg
 from plugins.power.ipmi import BmcRefused, run_ipmi
 from plugins.power.model import BmcSnapshot, LogEvent, Psu, Sensor, redundancy_from_psus
+from plugins.power.prom import collect_prom, prom_targets
 from plugins.power.redfish import RedfishSession, redfish_session
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,6 +42,8 @@ SEL_RECENT = 20
 
 
 def bmc_targets(inventory: Inventory, config: Any) -> Sequence[Target]:
+    if uses_prometheus(config):
+        return []  # read from Prometheus instead: plugins.power.prom
     return [
         Target("node", n.name, node=n.name, attrs={"protocol": n.bmc.protocol})
         for n in bmc_nodes(inventory)
@@ -305,5 +316,13 @@ COLLECTORS = (
         interval=15.0,
         timeout=45.0,
         label="BMC sensors, power and SEL (IPMI / Redfish)",
+    ),
+    fleet_collector(
+        "power.prom",
+        prom_targets,
+        collect_prom,
+        interval=15.0,
+        timeout=30.0,
+        label="BMC sensors and power from Prometheus (ipmi_exporter), one query per family",
     ),
 )

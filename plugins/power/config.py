@@ -18,15 +18,19 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from console.inventory.nodeset import NodeSetError, expand
+from console.sources.config import SourceFields
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.inventory.model import Inventory, Node
 
 
-class PowerConfig(BaseModel):
+class PowerConfig(SourceFields):
+    """``source: prometheus`` reads ipmi_exporter's series (console.sources.config); actions
+    still go to the BMCs directly."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     interval: float = Field(default=15.0, ge=1.0)

@@ -48,6 +48,8 @@ PSU_CAPACITY_W = 3000.0
 class Bmc:
     name: str
     port: int = 0
+    address: str = "127.0.0.1"
+    """Its own loopback address in a spread lab (the management network), else the lab's."""
     sessions: dict[str, str] = field(default_factory=dict)
     """token -> session id."""
     next_id: int = 1
@@ -72,6 +74,8 @@ class PowerLab:
         self.password_file = ""
         self.fingerprint = ""
         self._stopping = asyncio.Event()
+        self.exporters: dict[str, Any] = {}
+        """``ipmi``: an ipmi_exporter beside each BMC (plugins.power.lab_exporter)."""
 
     # ------------------------------------------------------------ lifecycle
 
@@ -91,11 +95,19 @@ class PowerLab:
             if host.node.bmc is None:
                 continue
             bmc = Bmc(name)
-            _, bmc.port = await lab.serve_http(self._app(bmc), ssl_context=ctx)
+            where = getattr(host, "bmc_address", None)
+            bmc.address, bmc.port = await lab.serve_http(
+                self._app(bmc), ssl_context=ctx, address=where
+            )
             self.bmcs[name] = bmc
+        from plugins.power.lab_exporter import start_exporters
+
+        await start_exporters(self, lab)
 
     async def stop(self) -> None:
         self._stopping.set()
+        for exporter in self.exporters.values():
+            await exporter.stop()
 
     def fault_names(self) -> Sequence[str]:
         return list(FAULTS)
@@ -110,13 +122,18 @@ class PowerLab:
             if bmc is None or "bmc" not in group:
                 continue
             group["bmc"] = {
-                "address": self._lab.bind,
+                "address": bmc.address,
                 "port": bmc.port,
                 "protocol": "redfish",
                 "user": USER,
                 "password": f"file:{self.password_file}",
                 "tls_fingerprint": self.fingerprint,
             }
+        ipmi = self.exporters.get("ipmi")
+        if ipmi is not None:
+            from console.lab.exporters import declare_exporters
+
+            data = declare_exporters(data, "ipmi", ipmi.instances)
         return data
 
     async def command(self, host: LabHostContext, command: str) -> CommandReply | None:

@@ -6,12 +6,13 @@ plugins.power.manifest:plugin``. Importing it imports neither Textual nor aiohtt
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.plugin import PaneSpec, Plugin
 from plugins.power.actions import ACTIONS
 from plugins.power.card import CARD_TITLE, card
-from plugins.power.checks import CHECKS, alerts
+from plugins.power.checks import CHECKS, node_alerts, rack_alerts
 from plugins.power.collect import COLLECTORS
 from plugins.power.config import PowerConfig
 
@@ -26,6 +27,9 @@ def _lab() -> LabEmulation:
 
 
 _COLLECTOR_IDS = tuple(c.id for c in COLLECTORS)
+
+RUNBOOKS = tuple(sorted((Path(__file__).parent / "runbooks").glob("*.yaml")))
+"""On-call runbooks for this subsystem's incidents (a site may override them by id)."""
 
 plugin = Plugin(
     name="power",
@@ -50,6 +54,8 @@ plugin = Plugin(
     checks=CHECKS,
     card=card,
     card_title=CARD_TITLE,
-    alerts=alerts,
+    alerts=rack_alerts,
+    node_alerts=node_alerts,  # re-judged per node, only when its readings change
     lab=_lab,
+    runbooks=RUNBOOKS,
 )

@@ -261,8 +261,15 @@ class RoomSummaryPane(Pane):
         )
         yield self.table
 
+    _since: int | None = None
+
     def update_view(self) -> None:
         store, inv = self.ctx.store, self.ctx.inventory
+        # A summary of every BMC: redone only when a power reading changed (the other
+        # plugins' readings arrive far more often at fleet size).
+        since, self._since = self._since, store.version
+        if since is not None and not store.changed_nodes(since, "power"):
+            return
         c = self.ctx.config if isinstance(self.ctx.config, PowerConfig) else config_of(inv)
         racks = rack_power(store, inv)
         nodes = [n for n in inv.nodes.values() if n.bmc is not None]

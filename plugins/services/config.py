@@ -116,6 +116,29 @@ class SystemdCheck(_Model):
         return value if value.endswith(_UNIT_SUFFIXES) else value + ".service"
 
 
+class Backends(_Model):
+    """The checks whose services answer behind this address (a VIP, a gateway).
+
+    ``failover``: one member holds the address (the first one up, by order),
+    another takes it over when it is lost (keepalived, MinIO site replication).
+    ``balance``: the address answers while any member does (a gateway, a load
+    balancer). The console reads the address like any check; the lab serves it
+    this way.
+    """
+
+    members: list[str] = Field(min_length=1)
+    mode: Literal["failover", "balance"] = "failover"
+
+
+class S3Access(_Model):
+    """S3 credentials for a MinIO (or any S3) check: drills write RPO markers with them."""
+
+    access_key: str = Field(min_length=3, pattern=r"^[A-Za-z0-9_.-]+$")
+    secret_key: str = Field(pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
+    """A reference: ``env:NAME`` or ``file:PATH``, never the key itself."""
+    region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]+$")
+
+
 class ServiceCheck(_Model):
     """One service to watch: any of an HTTP, a TCP and a systemd check."""
 
@@ -132,6 +155,10 @@ class ServiceCheck(_Model):
     """Latency above which a healthy answer counts as slow; null turns it off."""
     interval: float = Field(default=15.0, ge=1, le=3600)
     """Seconds between two checks."""
+    backends: Backends | None = None
+    """When this address is a VIP or a gateway: the checks that serve it."""
+    s3: S3Access | None = None
+    """S3 credentials (MinIO): what a drill's ``services.objects`` data probe uses."""
 
     @field_validator("service")
     @classmethod
@@ -197,6 +224,12 @@ class ServicesConfig(_Model):
             if check.name in seen:
                 raise ValueError(f"two checks are named {check.name!r}; names must be unique")
             seen.add(check.name)
+        for check in self.checks:
+            for member in check.backends.members if check.backends else ():
+                if member not in seen or member == check.name:
+                    raise ValueError(
+                        f"check {check.name!r}: backend {member!r} is not another check"
+                    )
         return self
 
     def get(self, name: str) -> ServiceCheck | None:

@@ -15,7 +15,8 @@ param ``service`` narrows it to one check):
 - ``services.unit_failed``: the unit crashed (exit-code) and the port is closed;
   ``systemctl restart`` brings it back.
 
-A powered-off or down host's services do not answer.
+A powered-off or down host's services do not answer. Checks with ``backends``
+(a VIP, a gateway) and MinIO's objects and replication are in ``lab_ha.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import shlex
 import time
 from collections.abc import Mapping, Sequence
@@ -35,6 +37,7 @@ from aiohttp import web
 from console.plugin import CommandReply, LabHostContext
 from plugins.services.config import ServiceCheck, ServicesConfig
 from plugins.services.lab_bodies import body_for
+from plugins.services.lab_ha import LAB_ACCESS_KEY, HaLab
 from plugins.services.parse import SHOW_PROPERTIES
 
 log = logging.getLogger(__name__)
@@ -90,9 +93,17 @@ class UnitSim:
 class ServicesLab:
     """``console.plugin.LabEmulation`` for the services plugin."""
 
-    def __init__(self) -> None:
+    def __init__(self, takeover_s: float = 5.0, replication_lag_s: float = 2.0) -> None:
+        """
+        Args:
+            takeover_s: lab seconds a failover address stays unanswered before a
+                surviving member takes it over.
+            replication_lag_s: lab seconds before a MinIO write reaches its peers.
+        """
         self._lab: Any = None
         self._checks: dict[str, ServiceCheck] = {}
+        self.ha = HaLab(takeover_s, replication_lag_s, self._member_up)
+        self._s3_secret_file: str | None = None
         self._units: dict[tuple[str, str], UnitSim] = {}
         self._checks_of_unit: dict[tuple[str, str], list[ServiceCheck]] = {}
         self._http: tuple[str, int] | None = None
@@ -116,8 +127,17 @@ class ServicesLab:
                 since = now - lab.rng.uniform(3600, 30 * 86400)
                 self._units.setdefault(key, UnitSim(since=since, entered=since))
                 self._checks_of_unit.setdefault(key, []).append(check)
-        app = web.Application()
+        self.ha.configure(self._checks)
+        folder = lab.state_dir / "services"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        secret_file = folder / "s3.secret"
+        secret = secrets.token_urlsafe(24)
+        secret_file.write_text(secret + "\n", encoding="utf-8")
+        secret_file.chmod(0o600)
+        self._s3_secret_file = str(secret_file)
+        app = web.Application(client_max_size=1 << 20)
         app.router.add_route("GET", "/{check}/{tail:.*}", self._handle)
+        app.router.add_route("PUT", "/{check}/{tail:.*}", self._handle)
         self._http = await lab.serve_http(app)
         for check in config.checks:
             if check.tcp is not None:
@@ -153,12 +173,21 @@ class ServicesLab:
                 data["http"] = http
             if check.tcp is not None:
                 data["tcp"] = {**data["tcp"], "host": host, "port": self._tcp_ports[check.name]}
+            if self.ha.speaks_s3(check) and self._s3_secret_file is not None:
+                access = (check.s3.access_key if check.s3 else None) or LAB_ACCESS_KEY
+                self.ha.secrets[access] = self._read_secret()
+                data["s3"] = {
+                    **(data.get("s3") or {}),
+                    "access_key": access,
+                    "secret_key": f"file:{self._s3_secret_file}",
+                }
             checks.append(data)
         return {**section, "checks": checks}
 
     def tick(self, now: float) -> None:
         for key in self._units:
             self._settle(key, now)
+        self.ha.tick(now)
         for name in list(self._tcp_ports):
             self._schedule_tcp_sync(name)
 
@@ -188,6 +217,8 @@ class ServicesLab:
     def _host_up(self, check: ServiceCheck) -> bool:
         if check.node is None or self._lab is None:
             return True
+        if check.backends is not None and check.backends.mode == "failover":
+            return True  # a failover address floats: its members decide
         host = self._lab.hosts.get(check.node)
         return host is None or (host.powered and host.fault("host.down") is None)
 
@@ -232,6 +263,19 @@ class ServicesLab:
         unit.failed_by = None
         unit.activating_until = now + self._lab.rng.uniform(*ACTIVATION_S)
 
+    def _read_secret(self) -> str:
+        assert self._s3_secret_file is not None
+        with open(self._s3_secret_file, encoding="utf-8") as f:
+            return f.read().strip()
+
+    def _member_up(self, check: ServiceCheck) -> bool:
+        """A backend answers: its host up, no services.down, its unit active."""
+        return (
+            self._host_up(check)
+            and self._fault("services.down", check) is None
+            and self._service_running(check)
+        )
+
     def _service_running(self, check: ServiceCheck) -> bool:
         """The process answers: host up and (if it has a unit) the unit active."""
         if not self._host_up(check):
@@ -247,7 +291,25 @@ class ServicesLab:
         check = self._checks.get(request.match_info["check"])
         if check is None:
             raise web.HTTPNotFound(text="404 page not found\n")
+        if request.method == "PUT" or (
+            self.ha.speaks_s3(check) and not request.match_info["tail"].startswith("minio/")
+        ):
+            return await self._s3(request, check)
         down = self._fault("services.down", check)
+        if (
+            check.backends is not None
+            and down is None
+            and self._host_up(check)
+            and not self.ha.serving(check, self._lab.clock.now())
+        ):
+            if check.backends.mode == "failover":
+                # Nobody holds the address: nothing answers on it.
+                if request.transport is not None:
+                    request.transport.abort()
+                raise web.HTTPServiceUnavailable()
+            return web.json_response(
+                {"message": "failure to get a peer from the ring-balancer"}, status=503
+            )
         if not self._host_up(check) or (down is None and not self._service_running(check)):
             # Nothing listens: drop the connection, as a refused/reset port would.
             if request.transport is not None:
@@ -264,6 +326,21 @@ class ServicesLab:
         degraded = self._fault("services.degraded", check) is not None
         path = "/" + request.match_info["tail"]
         return body_for(check.entry, path, degraded)
+
+    async def _s3(self, request: web.Request, check: ServiceCheck) -> web.StreamResponse:
+        """An S3 request: to the MinIO itself, or to whichever member holds the address."""
+        if not self.ha.speaks_s3(check):
+            raise web.HTTPMethodNotAllowed(request.method, ["GET"])
+        now = self._lab.clock.now()
+        served = self.ha.serving(check, now)
+        member = self._checks[served[0]] if served else None
+        if member is None or not self._host_up(member) or not self._host_up(check):
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable()
+        if not self._member_up(member):
+            return web.Response(status=503, text="Service Unavailable\n")
+        return await self.ha.handle_s3(request, check, member.name, now)
 
     # ------------------------------------------------------------------ TCP
 

@@ -8,6 +8,7 @@ path) nor aiohttp (the lab emulation is imported when the lab starts).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.plugin import PaneSpec, Plugin
@@ -16,6 +17,7 @@ from plugins.services.card import CARD_TITLE, card
 from plugins.services.checks import CHECKS, alerts
 from plugins.services.collect import COLLECTORS
 from plugins.services.config import ServicesConfig
+from plugins.services.s3 import PROBES
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.plugin import LabEmulation
@@ -26,6 +28,9 @@ def _lab() -> LabEmulation:
 
     return ServicesLab()
 
+
+RUNBOOKS = tuple(sorted((Path(__file__).parent / "runbooks").glob("*.yaml")))
+"""On-call runbooks for this subsystem's incidents (a site may override them by id)."""
 
 plugin = Plugin(
     name="services",
@@ -46,4 +51,6 @@ plugin = Plugin(
     card_title=CARD_TITLE,
     alerts=alerts,
     lab=_lab,
+    data_probes=PROBES,
+    runbooks=RUNBOOKS,
 )

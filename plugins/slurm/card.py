@@ -28,6 +28,8 @@ def card(store: StoreView, node: Node) -> Sequence[CardLine]:
     state = readings.get("slurm.state")
     cluster = readings.get("slurm.cluster")
     text = f"{GLYPH[sev]} {alloc or 'unknown'}"
+    if alloc is None and alloc_r.detail:  # e.g. no series in Prometheus, with its age
+        text += f" ({alloc_r.detail})"
     if state is not None and isinstance(state.value, str):
         text += f" ({state.value})"
     if cluster is not None and isinstance(cluster.value, str):

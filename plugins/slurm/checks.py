@@ -82,7 +82,58 @@ def check_drained(store: StoreView, target: Target) -> Finding:
                    key=f"slurm.drained:{target.name}", node=target.name)  # fmt: skip
 
 
+def check_responding(store: StoreView, target: Target) -> Finding:
+    """OK when Slurm hears from the node (not DOWN / not responding); drained is fine."""
+    alloc = store.value(target.name, "slurm.allocation")
+    why = service_reason(store, target.name, "slurm")
+    text = f"{target.name} {alloc or 'not seen'} in Slurm" + (
+        f": {why.reason}" if why.reason else ""
+    )
+    if not isinstance(alloc, str) or alloc == "unknown":
+        sev = Severity.UNKNOWN
+    else:
+        sev = Severity.CRITICAL if alloc == "down" else Severity.OK
+    return Finding(sev, target.name, text, key=f"slurm.responding:{target.name}", node=target.name)
+
+
+def check_controller(store: StoreView, target: Target) -> Finding:
+    """OK when the cluster's controller answered the last read (primary or backup)."""
+    name = target.name.removeprefix("slurm:")
+    status = next(
+        (
+            st
+            for st in store.collector_statuses()
+            if st.collector in ("slurm.cluster", "slurm.prom") and st.target == name
+        ),
+        None,
+    )
+    key = f"slurm.controller:{name}"
+    if status is None or status.last_attempt is None:
+        return Finding(Severity.UNKNOWN, f"slurm:{name}", f"{name}: controller not read yet",
+                       key=key)  # fmt: skip
+    if status.last_error is not None:
+        return Finding(Severity.CRITICAL, f"slurm:{name}",
+                       f"{name}: no controller answers: {status.last_error}", key=key)  # fmt: skip
+    via = queue_status(store, name).via
+    return Finding(Severity.OK, f"slurm:{name}", f"{name}: controller answers"
+                   + (f" (via {via})" if via else ""), key=key)  # fmt: skip
+
+
 CHECKS = (
     CheckSpec("slurm.in_service", "Slurm may place jobs on the node", "node", check_in_service),
+    CheckSpec(
+        "slurm.controller",
+        "The cluster's controller (primary or backup) answers",
+        "cluster",
+        check_controller,
+    ),
     CheckSpec("slurm.drained", "No Slurm job runs or starts on the node", "node", check_drained),
+    CheckSpec(
+        "slurm.responding",
+        "Slurm hears from the node (drained is fine)",
+        "node",
+        check_responding,
+        metrics=("slurm.allocation", "slurm.reason"),
+        pane="slurm.queue",
+    ),
 )

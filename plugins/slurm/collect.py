@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from console.plugin import CollectContext, CollectorSpec, ParseError, Reading, Target
-from plugins.slurm.config import as_config, clusters, read_token
+from console.transports import TransportError
+from plugins.slurm.config import as_config, clusters, read_token, reads_prometheus
 from plugins.slurm.model import Partition, SlurmJob, SlurmNode
 from plugins.slurm.parse import jobs_by_node, parse_jobs, parse_nodes
 from plugins.slurm.parse_json import parse_jobs_json, parse_nodes_json
@@ -265,8 +266,18 @@ async def read_ssh(ctx: Any, cluster: str, fmt: str, limit: float) -> Snapshot:
         raise LookupError(
             f"cluster {cluster}: controller {cfg.controller!r} is not in the inventory"
         )
-    async with asyncio.timeout(limit + 1.0):
-        result = await ctx.transports.ssh.run(node, read_command(fmt), timeout=limit)
+    backup = ctx.inventory.nodes.get(cfg.backup_controller or "")
+    try:
+        async with asyncio.timeout(limit + 1.0):
+            result = await ctx.transports.ssh.run(node, read_command(fmt), timeout=limit)
+    except TransportError:
+        if backup is None:
+            raise
+        # The primary's host is gone: the tools on the backup's host still reach
+        # whichever slurmctld is in control.
+        node = backup
+        async with asyncio.timeout(limit + 1.0):
+            result = await ctx.transports.ssh.run(node, read_command(fmt), timeout=limit)
     if result.truncated:
         raise ParseError(
             f"cluster {cluster}: the Slurm output passed the transport's size cap; "
@@ -323,7 +334,7 @@ def cluster_targets(inventory: Inventory, config: Any) -> Sequence[Target]:
     return [
         Target("cluster", name, node=c.controller, attrs={"interval": interval})
         for name, c in clusters(inventory).items()
-        if c.source == "direct"
+        if not reads_prometheus(inventory, config, name)  # then plugins.slurm.prom reads it
     ]
 
 

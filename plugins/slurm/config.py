@@ -8,6 +8,7 @@ section only tunes how they are read. Example::
       slurm:
         interval: 15
         long_wait_h: 12
+        source: direct         # or prometheus: a Slurm exporter's series (plugins.slurm.prom)
         clusters:
           train: {format: auto, rest_user: dcconsole, api_version: v0.0.38}
 """
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from console.sources.config import SourceFields, uses_prometheus
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.inventory.model import Inventory, SlurmCluster
@@ -41,8 +44,9 @@ class ClusterOptions(_Model):
     """slurmrestd's ``/slurm/<version>/`` path (22.05: v0.0.38)."""
 
 
-class SlurmConfig(_Model):
-    """The slurm plugin's section."""
+class SlurmConfig(SourceFields):
+    """The slurm plugin's section (``source: prometheus`` reads a Slurm exporter's series:
+    ``plugins.slurm.prom``; the fields are ``console.sources.config.SourceFields``)."""
 
     interval: float = Field(default=15.0, ge=2, le=3600)
     """Seconds between two reads of a cluster (one SSH round trip each)."""
@@ -54,6 +58,13 @@ class SlurmConfig(_Model):
 
     def options(self, cluster: str) -> ClusterOptions:
         return self.clusters.get(cluster) or ClusterOptions()
+
+
+def reads_prometheus(inventory: Inventory, config: object, cluster: str) -> bool:
+    """Whether ``cluster`` is read from Prometheus: the plugin section says so for every
+    cluster, or the cluster itself does (``clusters.slurm.<name>.source``)."""
+    found = inventory.doc.clusters.slurm.get(cluster)
+    return uses_prometheus(config) or (found is not None and found.source == "prometheus")
 
 
 def config_of(inventory: Inventory) -> SlurmConfig:

@@ -13,8 +13,15 @@ DOWN (not responding) and its jobs are requeued, and it comes back by itself
 ``gpu.fell_off_bus`` on the host) makes Slurm drain the node with a reason,
 which stays after the fault until someone resumes it, as in Slurm.
 
-Faults: ``slurm.gpu_failure`` (host), ``slurm.controller_down`` (cluster name
-or controller host: the tools cannot reach slurmctld).
+Faults: ``slurm.gpu_failure`` (host), ``slurm.controller_down`` (cluster name:
+no slurmctld answers; controller host: the primary slurmctld stops).
+
+High availability: a cluster with a ``backup_controller`` runs a backup
+slurmctld there. When the primary stops (the fault on its host, or the host
+dies), the tools answer "Unable to contact slurm controller" until the backup
+takes control ``ctld_timeout_s`` later (``SlurmctldTimeout``); the queue and the
+nodes carry on (state is shared, as with a shared ``StateSaveLocation``). When the
+primary is back it resumes control. ``scontrol ping`` says who is up.
 """
 
 from __future__ import annotations
@@ -85,6 +92,11 @@ class SimCluster:
     nodes: dict[str, SimNode]
     jobs: dict[int, SimJob] = field(default_factory=dict)
     next_id: int = 81700
+    backup: str | None = None
+    primary_lost_at: float | None = None
+    """Lab time the primary slurmctld stopped answering (None: it answers)."""
+    backup_in_control: bool = False
+    takeovers: int = 0
 
     def used(self, node: str) -> int:
         return sum(
@@ -95,13 +107,18 @@ class SimCluster:
 class SlurmLab:
     """``console.plugin.LabEmulation`` for the slurm plugin."""
 
-    def __init__(self) -> None:
+    def __init__(self, ctld_timeout_s: float = 10.0) -> None:
+        """``ctld_timeout_s``: lab seconds before a backup controller takes control
+        (Slurm's ``SlurmctldTimeout``, 120 s by default on a real cluster)."""
+        self.ctld_timeout_s = ctld_timeout_s
         self._lab: Any = None
         self.clusters: dict[str, SimCluster] = {}
         self._rng = random.Random(0)
         self._last = 0.0
         self.commands: list[tuple[str, str]] = []
         """Every state-changing command run: (host, command line), for tests."""
+        self.exporters: dict[str, Any] = {}
+        """``slurm``: the Slurm exporter of each cluster, on its controller (lab_exporter)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -121,15 +138,26 @@ class SlurmLab:
                 for n in inv.nodes.values()
                 if n.clusters.slurm == name
             }
-            cluster = SimCluster(name, cfg.controller, nodes)
+            cluster = SimCluster(name, cfg.controller, nodes, backup=cfg.backup_controller)
             self.clusters[name] = cluster
             for _ in range(2 * len(nodes) + 2):  # a queue already running at start
                 self._submit(cluster, now - self._rng.uniform(600, 30000))
             self._schedule(cluster, now)
         self._last = now
+        from plugins.slurm.lab_exporter import start_exporters
+
+        await start_exporters(self, lab)
 
     async def stop(self) -> None:
-        return None
+        for exporter in self.exporters.values():
+            await exporter.stop()
+
+    def rewrite_inventory(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The controller declares its cluster's exporter address (``exporters.slurm``)."""
+        from console.lab.exporters import declare_exporters
+
+        found = self.exporters.get("slurm")
+        return declare_exporters(data, "slurm", found.instances) if found is not None else data
 
     def fault_names(self) -> Sequence[str]:
         return sorted(FAULTS)
@@ -197,6 +225,7 @@ class SlurmLab:
         dt = max(0.0, now - self._last)
         self._last = now
         for cluster in self.clusters.values():
+            self._update_control(cluster, now)
             self._couple_hosts(cluster, now)
             for job in list(cluster.jobs.values()):
                 if job.state == "RUNNING" and now - job.start > job.duration:
@@ -265,14 +294,48 @@ class SlurmLab:
     # ------------------------------------------------------------------ commands
 
     def cluster_on(self, host: str) -> SimCluster | None:
-        return next((c for c in self.clusters.values() if c.controller == host), None)
+        return next((c for c in self.clusters.values() if host in (c.controller, c.backup)), None)
+
+    def ctld_up(self, cluster: SimCluster, host: str | None) -> bool:
+        """The slurmctld on ``host`` runs (its host alive, no fault on it or the cluster)."""
+        if host is None or not self.host_alive(host):
+            return False
+        faults = self._lab.faults
+        return all(faults.get("slurm.controller_down", t) is None for t in (cluster.name, host))
+
+    def _update_control(self, cluster: SimCluster, now: float) -> None:
+        if self.ctld_up(cluster, cluster.controller):
+            cluster.primary_lost_at = None
+            cluster.backup_in_control = False  # the primary resumes control
+            return
+        if cluster.primary_lost_at is None:
+            cluster.primary_lost_at = now
+        if (
+            not cluster.backup_in_control
+            and self.ctld_up(cluster, cluster.backup)
+            and now - cluster.primary_lost_at >= self.ctld_timeout_s
+        ):
+            cluster.backup_in_control = True
+            cluster.takeovers += 1
+            log.info("lab slurm: %s: backup %s took control", cluster.name, cluster.backup)
+        if cluster.backup_in_control and not self.ctld_up(cluster, cluster.backup):
+            cluster.backup_in_control = False
 
     def controller_down(self, cluster: SimCluster) -> bool:
-        faults = self._lab.faults
-        return any(
-            faults.get("slurm.controller_down", t) is not None
-            for t in (cluster.name, cluster.controller)
-        )
+        """No slurmctld in control: the tools cannot reach a controller."""
+        self._update_control(cluster, self._lab.clock.now())
+        if self.ctld_up(cluster, cluster.controller):
+            return False
+        return not cluster.backup_in_control
+
+    def ping_text(self, cluster: SimCluster) -> tuple[str, int]:
+        """``scontrol ping`` as Slurm 22.05 prints it."""
+        lines = []
+        for role, host in (("primary", cluster.controller), ("backup", cluster.backup)):
+            if host is not None:
+                up = self.ctld_up(cluster, host)
+                lines.append(f"Slurmctld({role}) at {host} is {'UP' if up else 'DOWN'}")
+        return "\n".join(lines) + "\n", 0 if not self.controller_down(cluster) else 1
 
     async def command(self, host: LabHostContext, command: str) -> CommandReply | None:
         cluster = self.cluster_on(host.name)

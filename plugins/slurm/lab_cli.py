@@ -82,6 +82,9 @@ def _one(
         return " ".join(args) + "\n", "", 0
     if cmd not in ("sinfo", "squeue", "scontrol", "scancel"):
         return "", f"bash: {cmd}: command not found\n", 127
+    if cmd == "scontrol" and args[:1] == ["ping"]:
+        text, status = lab.ping_text(cluster)
+        return text, "", status
     if lab.controller_down(cluster):
         what = {"sinfo": "node", "squeue": "jobs", "scontrol": "partitions"}.get(cmd, "jobs")
         return "", NO_CONTROLLER.format(what=what), 1

@@ -16,6 +16,7 @@ from plugins.slurm.card import CARD_TITLE, card
 from plugins.slurm.checks import CHECKS, alerts
 from plugins.slurm.collect import COLLECTORS
 from plugins.slurm.config import SlurmConfig
+from plugins.slurm.prom import PROM_COLLECTOR
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.plugin import LabEmulation
@@ -32,13 +33,13 @@ plugin = Plugin(
     description="Slurm: node states and reasons, the queue and GPU use; drain, resume, "
     "reboot, job hold/release/requeue/cancel",
     config_model=SlurmConfig,
-    collectors=COLLECTORS,
+    collectors=(*COLLECTORS, PROM_COLLECTOR),
     panes=(
         PaneSpec(
             id="slurm.queue",
             title="Slurm queue",
             factory="plugins.slurm.panes:SlurmQueuePane",
-            collectors=tuple(c.id for c in COLLECTORS),
+            collectors=(*(c.id for c in COLLECTORS), PROM_COLLECTOR.id),
         ),
     ),
     actions=ACTIONS,

@@ -1,57 +1,74 @@
-"""One poll of N lab hosts over SSH: a cold pool (connect every host) against a warm one.
+"""One direct poll round of N lab hosts over SSH: the first (connecting) and pooled ones.
 
-The lab runs N simulated hosts, each with its own SSH server on loopback, in
-this process. The poll is what a collector round does: one command per host,
-all hosts at once under the pool's concurrency cap.
+The lab runs in its own process (tests.bench.labproc), so this process's CPU
+time is the console's alone. A round is what the poller does for the GPU
+plugin's fast collector: one `nvidia-smi --query-gpu` per host over the pooled
+connection, parsed into readings and written to the Store, every host at once
+under the poller's concurrency cap. A bare `hostname` round shows the SSH
+transport's own share (DESIGN.md's figures).
 """
 
 from __future__ import annotations
 
 import asyncio
-import tempfile
+import statistics
 import time
 from pathlib import Path
-from typing import Any
 
-from console.inventory import inventory_from_data
-from console.lab import Lab
-from console.transports.ssh import SshPool
+from console.inventory import apply_plugin_configs
+from console.inventory.load import load_inventory
+from console.poller import Poller
+from console.registry import discover
+from console.store import Store
+from console.transports import Transports
+from tests.bench.labproc import LabProcess
+
+COLLECTOR = "gpu.fast"
 
 
-def fleet(hosts: int) -> dict[str, Any]:
+async def _rounds(inventory_path: Path, rounds: int) -> dict[str, float]:
+    registry = discover()
+    inventory = apply_plugin_configs(
+        load_inventory(inventory_path), {p.name: p.config_model for p in registry.plugins}
+    )
+    collectors = [(p, c) for p, c in registry.collectors() if c.id == COLLECTOR]
+    transports = Transports.create()
+    poller = Poller(Store(), inventory, transports, collectors)
+    hosts = len(poller.jobs)
+    walls: list[float] = []
+    cpus: list[float] = []
+    try:
+        for _ in range(rounds + 1):
+            cpu, start = time.process_time(), time.perf_counter()
+            ok = await poller.poll_once()
+            walls.append(time.perf_counter() - start)
+            cpus.append(time.process_time() - cpu)
+            if ok != hosts:
+                raise RuntimeError(f"only {ok} of {hosts} hosts answered the poll")
+        bare = []
+        nodes = list(inventory.nodes.values())
+        for _ in range(2):
+            start = time.perf_counter()
+            await asyncio.gather(*(transports.ssh.run(n, "hostname", timeout=30) for n in nodes))
+            bare.append(time.perf_counter() - start)
+        connects = transports.ssh.stats.connects
+    finally:
+        await transports.close()
+    pooled_w, pooled_c = walls[1:], cpus[1:]
     return {
-        "site": {"name": "bench"},
-        "demo": True,
-        "rooms": [{"name": "hall", "racks": [{"name": "R01", "power_budget_kw": 40}]}],
-        "ssh": {"user": "ops"},
-        "nodes": [{"nodes": f"h[001-{hosts:03d}]", "role": "cpu"}],
+        "hosts": float(hosts),
+        "first_s": walls[0],
+        "first_cpu_ms_per_host": cpus[0] / hosts * 1000,
+        "pooled_s": statistics.median(pooled_w),
+        "pooled_best_s": min(pooled_w),
+        "pooled_cpu_ms_per_host": statistics.median(pooled_c) / hosts * 1000,
+        "hostname_round_s": min(bare),
+        "connects": float(connects),
     }
 
 
-async def _poll(pool: SshPool, nodes: list[Any]) -> float:
-    start = time.perf_counter()
-    results = await asyncio.gather(*(pool.run(n, "hostname", timeout=30) for n in nodes))
-    elapsed = time.perf_counter() - start
-    assert all(r.ok for r in results)
-    return elapsed
-
-
-async def run(hosts: int = 100, rounds: int = 3) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        lab = Lab(inventory_from_data(fleet(hosts), None), Path(tmp), [], scenario=None)
-        await lab.start()
-        try:
-            nodes = list(lab.inventory.nodes.values())
-            cold, warm = [], []
-            for _ in range(rounds):
-                pool = SshPool()
-                try:
-                    cold.append(await _poll(pool, nodes))
-                    warm.append(await _poll(pool, nodes))
-                    assert pool.stats.connects == hosts
-                finally:
-                    await pool.close()
-        finally:
-            await lab.stop()
-    c, w = min(cold), min(warm)
-    return {"hosts": float(hosts), "cold_s": c, "warm_s": w, "ratio": c / w}
+def run(lab: LabProcess, rounds: int = 3) -> dict[str, float]:
+    lab_cpu = lab.cpu_s()
+    result = asyncio.run(_rounds(lab.inventory, rounds))
+    result["lab_cpu_s"] = lab.cpu_s() - lab_cpu
+    return result

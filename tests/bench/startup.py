@@ -49,3 +49,38 @@ def run(repeat: int = 7) -> dict[str, float]:
         dcc.append(_time(DCC))
     b, d = statistics.median(bare), statistics.median(dcc)
     return {"bare_s": b, "dcc_s": d, "ratio": d / b}
+
+
+CLOCK = """
+import asyncio, sys, time
+from textual.app import App
+from textual.widgets import Footer, Static
+class Clock(App):
+    def compose(self):
+        yield Static("", id="clock")
+        yield Footer()
+    def on_mount(self):
+        self.set_interval(1.0, self.tick)
+    def tick(self):
+        self.query_one("#clock", Static).update(time.strftime("%H:%M:%S"))
+async def main(seconds):
+    async with Clock().run_test(size=(120, 40)):
+        await asyncio.sleep(2)
+        cpu, start = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        print(100 * (time.process_time() - cpu) / (time.perf_counter() - start))
+asyncio.run(main(float(sys.argv[1])))
+"""
+
+
+def idle_floor(seconds: float) -> float:
+    """CPU (% of a core) of a bare Textual app that only shows a clock, as the console's
+    header does: the floor of any Textual console on this machine."""
+    out = subprocess.run(
+        [sys.executable, "-c", CLOCK, str(seconds)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    return float(out.stdout.strip().splitlines()[-1])

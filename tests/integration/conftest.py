@@ -20,6 +20,7 @@ from console.inventory.load import inventory_from_data
 from console.inventory.model import Inventory, Node, SshAccess
 from console.lab import Lab
 from console.plugin import CommandReply, LabHostContext, Plugin
+from tests.integration.prom_support import prom_lab  # noqa: F401 - the session fixture
 
 SSHD = Path("/usr/sbin/sshd")
 BIG_OUTPUT = 3 * 1024 * 1024
@@ -247,3 +248,13 @@ async def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def fleet_lab(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Lab]:
+    """A started lab of generated GPU hosts (50, or the indirect parameter), spread over
+    127.0.0.0/8 like `dcc lab --hosts N` (see tests/integration/fleet_support.py)."""
+    from tests.integration.fleet_support import FLEET_HOSTS, running_fleet
+
+    async with running_fleet(tmp_path / "fleet", getattr(request, "param", FLEET_HOSTS)) as lab:
+        yield lab

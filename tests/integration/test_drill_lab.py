@@ -188,7 +188,7 @@ async def test_a_drill_whose_stop_condition_trips_aborts_and_restores(rig: Rig) 
 async def test_the_injected_lab_fault_reverts_by_itself_if_nobody_restores(rig: Rig) -> None:
     # The dead man's switch at the fault: a console that dies mid-drill leaves a fault
     # with a lifetime, and the lab ends it.
-    inject, _ = lab_fault_actions(rig.lab.faults)
+    inject = lab_fault_actions(rig.lab.faults)[0]
     target = Target("lab-target", "api-primary")
     plan = await rig.runner.plan(inject, [target], {"fault": "services.down", "revert_after_s": 1})
     assert plan.previews[0].lines == (

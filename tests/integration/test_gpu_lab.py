@@ -125,6 +125,10 @@ async def test_gpu_falling_off_the_bus_is_lost_and_alerts_with_xid_79(
     assert store.value("gpu02/2", "gpu.state") == "lost"
     assert store.value("gpu02/2", "gpu.util_pct") is None
     assert store.value("gpu02", "gpu.xid_count") == 1
+    # The XML report leaves the lost GPU out: GPU 3's details stay GPU 3's, not GPU 2's.
+    gpu3 = emu(lab).hosts["gpu02"].gpus[3]
+    assert store.value("gpu02/3", "gpu.serial") == gpu3.serial
+    assert store.value("gpu02/2", "gpu.serial") is None
     texts = [f.message for f in alerts(store, lab.inventory)]
     assert any("gpu02 GPU 2: lost" in t for t in texts), texts
 
@@ -190,3 +194,16 @@ async def test_dcgm_diag_shows_each_result(lab: Lab, runner: ActionRunner) -> No
     plan = await runner.plan(diag, [Target("node", "gpu01", node="gpu01")], {})
     (r,) = await runner.execute(plan, plan.confirm_text)
     assert r.outcome == "ok" and "passed" in r.detail
+
+
+async def test_the_demo_rollouts_driver_install_changes_what_nvidia_smi_reports(
+    lab: Lab, runner: ActionRunner
+) -> None:
+    ctx = CollectCtx(lab.inventory, runner.transports)
+    node = lab.inventory.nodes["gpu01"]
+    done = await runner.transports.ssh.run(
+        node, "dcc-driver-install --version 560.35.03", timeout=10
+    )
+    assert done.exit_status == 0 and "550.90.07 -> 560.35.03" in done.stdout
+    fast = list(await collect_fast(ctx, Target("node", "gpu01", node="gpu01")))
+    assert values(fast, "gpu01")["gpu.driver"] == "560.35.03"

@@ -254,8 +254,8 @@ async def test_the_plan_is_canary_then_one_node_per_rack(rig: Rig) -> None:
 
 async def test_a_clean_rollout_drains_changes_checks_and_resumes_every_node(rig: Rig) -> None:
     run = rig.rollout()
-    with pytest.raises(RolloutRefused, match="does not match the target count 4"):
-        await run.start("3")
+    with pytest.raises(RolloutRefused, match="does not match the rollout name 'driver 560'"):
+        await run.start("4")
     assert rig.emu.installs == []
 
     status = await asyncio.wait_for(run.start(confirm_text(rig.plan)), 120)
@@ -291,7 +291,7 @@ async def test_a_node_failing_its_post_check_halts_the_gate_and_later_waves_are_
 ) -> None:
     rig.lab.faults.inject("rolltest.bad_install", "gpu03")
     run = rig.rollout()
-    status = await asyncio.wait_for(run.start("4"), 120)
+    status = await asyncio.wait_for(run.start("driver 560"), 120)
     assert status == "halted"
     assert ("gpu04", "560") not in rig.emu.installs  # wave 2 never started
     assert rig.slurm_commands("gpu04") == []
@@ -300,7 +300,7 @@ async def test_a_node_failing_its_post_check_halts_the_gate_and_later_waves_are_
     assert "1 of 2 node(s) failed in this wave: more than 0%" in row.halt_reason
     nodes = await rig.state.nodes(run.id)
     assert nodes["gpu03"][1] == "failed"
-    assert "post_check failed" in nodes["gpu03"][2] and "GPU count 7 != 8" in nodes["gpu03"][2]
+    assert "post-check failed" in nodes["gpu03"][2] and "GPU count 7 != 8" in nodes["gpu03"][2]
     assert nodes["gpu02"][1] == "done" and nodes["gpu04"][1] == "pending"
     assert rig.runner.store.value("gpu03", "slurm.drained") is not False  # left out of service
     events = rollout_rows(rig.runner)
@@ -325,7 +325,7 @@ async def test_a_node_failing_its_post_check_halts_the_gate_and_later_waves_are_
 async def test_a_rollout_resumed_on_a_changed_inventory_is_refused(rig: Rig) -> None:
     run = rig.rollout()
     rig.lab.faults.inject("rolltest.bad_install", "gpu01")
-    assert await asyncio.wait_for(run.start("4"), 120) == "halted"
+    assert await asyncio.wait_for(run.start("driver 560"), 120) == "halted"
     # Between the confirmation and the resume, someone moved gpu04 to another rack.
     inv = rig.lab.inventory
     nodes = dict(inv.nodes)
@@ -354,7 +354,7 @@ async def test_a_rollout_killed_mid_change_resumes_without_repeating_a_completed
     # mid-step, as a killed process leaves it: the change step started, not finished).
     rig.lab.faults.inject("rolltest.slow_install", "gpu02", {"seconds": 60})
     run = rig.rollout()
-    task = asyncio.create_task(run.start("4"))
+    task = asyncio.create_task(run.start("driver 560"))
     deadline = asyncio.get_running_loop().time() + 60
     while ("gpu02", "560") not in rig.emu.installs or "gpu03" not in {
         n for n, (_, s, _) in (await rig.state.nodes(run.id)).items() if s == "done"
@@ -401,14 +401,14 @@ async def test_a_failed_node_rolled_back_returns_to_service_and_the_rollout_goes
 ) -> None:
     fault = rig.lab.faults.inject("rolltest.bad_install", "gpu03")
     run = rig.rollout()
-    assert await asyncio.wait_for(run.start("4"), 120) == "halted"
+    assert await asyncio.wait_for(run.start("driver 560"), 120) == "halted"
     rig.lab.faults.clear(fault)  # the cause is fixed; the old driver goes back
     result = await run.rollback("gpu03")
     assert result.ok, result.detail
     assert rig.emu.installs.count(("gpu03", "550")) == 1
     assert rig.runner.store.value("gpu03", "slurm.drained") is False  # back in service
     nodes = await rig.state.nodes(run.id)
-    assert nodes["gpu03"][1] == "skipped" and nodes["gpu03"][2].startswith("rollback: ")
+    assert nodes["gpu03"][1] == "rolled_back" and nodes["gpu03"][2].startswith("rollback: ")
     assert ("rollout.rollback", ("gpu03",), "ok") in rollout_rows(rig.runner)
     assert await asyncio.wait_for(rig.rollout(run.id).resume(), 120) == "done"
     assert ("gpu04", "560") in rig.emu.installs
@@ -420,7 +420,7 @@ async def test_approval_gates_each_wave_and_an_abort_touches_nothing_more(rig: R
         rig.lab.inventory,
     )
     run = rig.rollout()
-    task = asyncio.create_task(run.start("4"))
+    task = asyncio.create_task(run.start("driver 560"))
 
     async def status() -> str:
         row = await rig.state.get(run.id)

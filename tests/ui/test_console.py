@@ -403,8 +403,13 @@ async def test_a_viewer_sees_the_viewer_badge_and_is_refused(demo_session: Sessi
     assert refused and "viewer" in str(refused[-1]["detail"])
 
 
-async def test_an_interrupted_rollout_is_shown_when_the_console_starts(tmp_path: Path) -> None:
+async def test_unfinished_rollouts_runbooks_and_drills_are_shown_when_the_console_starts(
+    tmp_path: Path,
+) -> None:
+    from console.plugin import Severity
+    from console.wizards.drill_report import DrillReport, DrillStore, Measure
     from console.wizards.rollout_state import RolloutState
+    from console.wizards.runbook_state import RunbookState
     from tests.ui.conftest import make_session
 
     db_dir = tmp_path / "audit"
@@ -413,14 +418,33 @@ async def test_an_interrupted_rollout_is_shown_when_the_console_starts(tmp_path:
     await state.create("r-1", "driver 550 -> 560", "hash", "alice", {}, [(0, ("gpu001",))])
     await state.set_status("r-1", "running")
     state.close()  # the console died mid-rollout
+    runs = RunbookState(db_dir / "runbooks.db")
+    doc = {"id": "gpu-xid79", "title": "GPU fallen off the bus"}
+    await runs.create("rb-1", doc, "gpu", "gpu001/2", "gpu001", "alice", None, "", ["confirm"])
+    runs.close()  # ... and mid-runbook
+    DrillStore(db_dir / "drills.db").save(
+        DrillReport(
+            id="d-1", scenario="minio-node", title="Lose a MinIO node", scope="demo",
+            operator="alice", started="2026-11-29T03:00:00",
+            rto=Measure(name="RTO", target_s=30, measured_s=None),
+            rpo=Measure(name="RPO", target_s=None, measured_s=None),
+        )
+    )  # fmt: skip  # ... and mid-drill: no end recorded
     session = await make_session(tmp_path)
     try:
         assert [r.id for r in session.interrupted_rollouts] == ["r-1"]
+        assert [r.id for r in session.unfinished_runbooks] == ["rb-1"]
+        assert [d.id for d in session.unfinished_drills] == ["d-1"]
         assert any("interrupted rollout" in n for n in session.notices)
+        assert any("1 unfinished runbook run(s)" in n for n in session.notices)
+        assert any("1 unfinished drill(s)" in n for n in session.notices)
         session.refresh_alerts()
-        assert any(
-            a.finding.key == "rollout:r-1" and "driver 550 -> 560" in a.finding.message
-            for a in session.store.alerts()
-        )
+        alerts = {a.finding.key: a.finding for a in session.store.alerts()}
+        assert "driver 550 -> 560" in alerts["rollout:r-1"].message
+        assert "GPU fallen off the bus" in alerts["runbook:rb-1"].message
+        assert alerts["runbook:rb-1"].node == "gpu001"
+        drill = alerts["drill:d-1"]
+        assert "Lose a MinIO node" in drill.message and "restored" in drill.message
+        assert drill.severity == Severity.CRITICAL  # not known to be restored
     finally:
         await session.stop()

@@ -87,3 +87,18 @@ async def test_escape_closes_the_menu_without_opening_anything(entries: None) ->
         await pilot.pause()
         assert not isinstance(app.screen, FlowsScreen)
         assert not isinstance(app.screen, MarkerScreen)
+
+
+async def test_quitting_while_a_rollout_runs_asks_for_a_second_q() -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.busy_checks.append(lambda: ["rollout r-7"])
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.is_running
+        messages = [n.message for n in app._notifications]
+        assert any("rollout r-7 still running" in m and "q again" in m for m in messages)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0

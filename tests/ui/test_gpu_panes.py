@@ -39,7 +39,12 @@ async def test_gpu_layout_grid_toggle_lost_gpu_and_mig_card(demo_session: Sessio
 
         lab.faults.inject("gpu.fell_off_bus", "gpu003", params={"gpu": 2})
         await demo_session.poller.poll_once()
-        await pilot.pause()
+        # The panes redraw on the app's refresh tick (every 0.5 s): wait for it.
+        for _ in range(100):
+            row = next(r for r in grid.table.rows if r.key == "gpu003")
+            if str(row.cells[0]) == "✖":
+                break
+            await pilot.pause(0.05)
         row = next(r for r in grid.table.rows if r.key == "gpu003")
         cells = str(row.cells[2])
         assert str(row.cells[0]) == "✖" and cells[4] == "✖" and cells.count("✖") == 1

@@ -487,3 +487,31 @@ async def test_fault_points_are_called_in_order(
         "target.leased", "target.executed", "target.verified", "result.committed",
         "lease.released", "execute.done",
     ]  # fmt: skip
+
+
+async def test_a_dead_consoles_leases_are_freed_on_start_and_a_live_ones_kept(
+    audit: AuditLog, db_path: Path
+) -> None:
+    import os
+    import socket
+    import subprocess
+
+    here = socket.gethostname()
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that existed and is gone: a killed console
+    dead = f"bob@{here}:{gone.pid}:deadbeef"
+    alive = f"carol@{here}:{os.getppid()}:cafe0001"  # pytest's parent still runs
+    remote = f"dave@elsewhere:{gone.pid}:0000abcd"  # another host: cannot tell, kept
+    audit.acquire_lease("node:gpu001", dead, 600)
+    audit.acquire_lease("node:gpu002", alive, 600)
+    audit.acquire_lease("node:gpu003", remote, 600)
+    runner = make_runner(audit)
+    await runner.reconcile_on_start()
+    assert audit.lease_holder("node:gpu001") is None
+    assert audit.lease_holder("node:gpu002") == alive
+    assert audit.lease_holder("node:gpu003") == remote
+    [freed] = [r for r in rows(db_path, "reconcile") if r["action"] == "lease.release"]
+    assert freed["targets"] == '["gpu001"]' and dead in freed["detail"]
+    # The freed node can be acted on at once, not after the lease's time to live.
+    plan = await runner.plan(make_spec(Probe()), [node("gpu001")], {})
+    assert [r.outcome for r in await runner.execute(plan, None)] == ["ok"]

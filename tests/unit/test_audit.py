@@ -237,7 +237,7 @@ def test_migrations_are_named_and_applied_once(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     names = [r[0] for r in conn.execute("SELECT name FROM _migrations ORDER BY name")]
     conn.close()
-    assert names == ["001_events", "002_leases"]
+    assert names == ["001_events", "002_leases", "003_approvals", "004_incidents"]
 
 
 def test_default_audit_db_follows_xdg_state_home(

@@ -11,6 +11,7 @@ from console.inventory import apply_plugin_configs, load_inventory
 from console.inventory.problems import InventoryError
 from console.lab.faults import FaultBook
 from console.registry import discover
+from console.wizards.drill_deadman import DEADMAN_ACTIONS
 from console.wizards.drill_env import known_targets
 from console.wizards.drill_lab import lab_fault_actions
 from console.wizards.drill_model import (
@@ -29,23 +30,59 @@ def test_the_demo_catalogue_is_the_default_without_an_inventory_file() -> None:
     assert default_catalogue(Path("/site/prod.yaml")) == Path("/site/drills/prod.yaml")
 
 
-def test_the_demo_catalogue_names_only_checks_actions_and_targets_that_exist() -> None:
+def test_the_demo_catalogue_names_only_checks_actions_probes_and_targets_that_exist() -> None:
     catalogue = load_catalogue(DEMO)
-    assert [d.id for d in catalogue.drills] == ["inference-replica", "minio-node"]
+    assert [d.id for d in catalogue.drills] == [
+        "inference-replica",
+        "minio-node",
+        "slurm-controller",
+        "k8s-control-plane",
+        "rack-power",
+        "ib-spine-link",
+    ]
     reg = discover()
-    inject, clear = lab_fault_actions(FaultBook(lambda: 0.0, lambda: ["services.down"]))
-    checks = [c.id for p in reg.plugins for c in p.checks]
-    actions = [a.id for p in reg.plugins for a in p.actions] + [inject.id, clear.id]
-    assert check_references(catalogue, checks, actions, str(DEMO)) == []
+    extra = [
+        *lab_fault_actions(FaultBook(lambda: 0.0, lambda: ["services.down"])),
+        *DEADMAN_ACTIONS,
+    ]
+    checks = {c.id: c for p in reg.plugins for c in p.checks}
+    actions = [a.id for p in reg.plugins for a in p.actions] + [a.id for a in extra]
+    probes = [d.id for p in reg.plugins for d in p.data_probes]
+    assert check_references(catalogue, list(checks), actions, str(DEMO), probes) == []
     inventory = apply_plugin_configs(
         load_inventory(ROOT / "inventory" / "demo.yaml"),
         {p.name: p.config_model for p in reg.plugins},
     )
-    services = {name for kind, name in known_targets(reg.plugins, inventory) if kind == "service"}
+    known = known_targets(reg.plugins, inventory, extra)
     for drill in catalogue.drills:
         for ref in (*drill.steady_state, *drill.signals, *drill.stop.watch):
-            assert ref.target in services, f"{drill.id}: {ref.target}"
+            kind = checks[ref.check].target_kind
+            if kind != "ib_switch_port":  # read from the fabric, not declared as targets
+                assert (kind, ref.target) in known, f"{drill.id}: {kind} {ref.target}"
         assert drill.rto_phase in ("failover", "recovered")
+        assert drill.deadman is not None, f"{drill.id} has no dead man's switch"
+    minio = catalogue.get("minio-node")
+    assert minio is not None and minio.data is not None and minio.targets.rpo_s is not None
+
+
+def test_an_rpo_target_without_a_data_check_is_refused() -> None:
+    data = {
+        "drills": [
+            {
+                "id": "x",
+                "title": "t",
+                "scope": "s",
+                "steady_state": [{"check": "c", "target": "a"}],
+                "inject": {"action": "a.b", "target": "n"},
+                "signals": [{"phase": "failover", "check": "c", "target": "a"}],
+                "targets": {"rto_s": 10, "rpo_s": 5},
+                "restore": {"action": "a.c", "target": "n"},
+            }
+        ]
+    }
+    with pytest.raises(InventoryError) as err:
+        catalogue_from_data(data)
+    assert "an RPO target needs a 'data' check" in str(err.value)
 
 
 def test_problems_name_the_file_line_and_field(tmp_path: Path) -> None:
@@ -94,11 +131,16 @@ def test_a_scenario_without_a_failover_or_recovered_signal_is_refused() -> None:
         catalogue_from_data(data)
 
 
-def test_unknown_checks_and_actions_are_reported_with_the_known_ones() -> None:
+def test_unknown_checks_actions_and_probes_are_reported_with_the_known_ones() -> None:
     catalogue = load_catalogue(DEMO)
-    problems = check_references(catalogue, ["services.healthy"], ["lab.fault"], "d.yaml")
+    minio = catalogue.get("minio-node")
+    assert minio is not None
+    one = catalogue.model_copy(update={"drills": [minio]})
+    problems = check_references(one, ["services.healthy"], ["lab.fault"], "d.yaml", [])
     assert {str(p) for p in problems} == {
-        "d.yaml: inference-replica.restore: unknown action 'lab.fault_clear' "
-        "(hint: known: lab.fault)",
+        "d.yaml: minio-node.data.probe: unknown data probe 'services.objects' (hint: known: none)",
         "d.yaml: minio-node.restore: unknown action 'lab.fault_clear' (hint: known: lab.fault)",
+        "d.yaml: minio-node.deadman.arm: unknown action 'lab.deadman_arm' (hint: known: lab.fault)",
+        "d.yaml: minio-node.deadman.cancel: unknown action 'lab.deadman_cancel' "
+        "(hint: known: lab.fault)",
     }

@@ -188,3 +188,15 @@ def test_shuffled_fragments_of_the_text_formats_raise_only_parse_error(parts: li
     for fn in (parse_smi_q, parse_smi_table, parse_dmon, parse_topo):
         with contextlib.suppress(ParseError):
             fn(text)
+
+
+def test_a_lost_gpu_shifts_the_report_positions_back_to_nvidia_smi_indexes() -> None:
+    from plugins.gpu.parse import bus_order_indexes, lost_bus_ids
+
+    text = "Unable to determine the device handle for GPU00000000:38:00.0: GPU is lost.\n<?xml"
+    lost = lost_bus_ids(text)
+    assert lost == ["00000000:38:00.0"]
+    present = ["00000000:18:00.0", "00000000:28:00.0", "00000000:48:00.0"]
+    assert bus_order_indexes(present, lost) == [0, 1, 3]
+    assert bus_order_indexes(present, []) is None  # nothing lost: positions are right
+    assert bus_order_indexes([None, "00000000:28:00.0"], lost) is None  # cannot tell

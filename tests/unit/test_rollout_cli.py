@@ -106,3 +106,23 @@ def test_rollout_without_a_subcommand_exits_2_with_usage(
 ) -> None:
     assert main(["rollout"]) == 2
     assert "plan FILE" in capsys.readouterr().err
+
+
+def test_status_without_a_rollouts_database_exits_2_and_says_where_it_looked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audit = tmp_path / "a" / "audit.db"
+    assert main(["--audit-db", str(audit), "rollout", "status"]) == 2
+    err = capsys.readouterr().err
+    assert f"no rollouts recorded ({audit.with_name('rollouts.db')} does not exist)" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "inventory" / "rollouts").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_every_shipped_rollout_plans_on_the_demo_with_its_site_targets_known(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rollout", "plan", str(path)]) == 0, capsys.readouterr().err
+    assert "canary" in capsys.readouterr().out

@@ -39,3 +39,50 @@ async def test_state_is_private_and_survives_a_reopen(tmp_path: Path) -> None:
         assert ("b", "change") not in await again.steps("r1")
     finally:
         again.close()
+
+
+async def test_a_database_of_the_first_release_gains_the_new_columns_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "rollouts.db"
+    con = sqlite3.connect(db)
+    con.executescript(
+        "create table rollouts (id text primary key, name text, plan_hash text, status text,"
+        " halt_reason text, operator text, plan text, created float, updated float);"
+        "create table steps (rollout_id text, node text, step text, state text, detail text,"
+        " ts float, primary key (rollout_id, node, step));"
+        "insert into rollouts values ('abc123', 'old', 'h', 'halted', 'why', 'bob', '{}', 1, 2);"
+    )
+    con.commit()
+    con.close()
+    state = RolloutState(db)
+    try:
+        (row,) = await state.unfinished()
+        assert (row.id, row.mode, row.status) == ("abc123", "forward", "halted")
+        assert [r.id for r in await state.find("abc")] == ["abc123"]
+        assert await state.find("abd") == []
+        await state.set_step("abc123", "n1", "change", "started")
+        await state.set_step("abc123", "n1", "change", "done", "ok")
+        await state.set_step("abc123", "n1", "rb_change", "done", "ok")
+        step = (await state.steps("abc123"))[("n1", "change")]
+        assert step.started is not None and step.ts is not None and step.ts >= step.started
+        await state.clear_steps("abc123", "n1", prefix="rb_")
+        assert list(await state.steps("abc123")) == [("n1", "change")]
+        await state.set_gate("abc123", 1, "halted", "bob", "1 of 2 failed")
+        await state.set_gate("abc123", 1, "override", "carol", "accepted: OPS-1")
+        gate = (await state.gates("abc123"))[1]
+        assert (gate.decision, gate.operator, gate.reason) == (
+            "override",
+            "carol",
+            "accepted: OPS-1",
+        )
+        await state.set_status("abc123", "rolling_back", mode="rollback")
+        (row,) = await state.recent()
+        assert (row.status, row.mode) == ("rolling_back", "rollback")
+        assert [r.id for r in await state.unfinished()] == ["abc123"]
+        await state.set_status("abc123", "rolled_back")
+        assert await state.unfinished() == []
+    finally:
+        state.close()

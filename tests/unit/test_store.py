@@ -51,13 +51,46 @@ def test_ring_stores_unknown_as_nan() -> None:
     assert values[2] == 2.5
 
 
-def test_ring_memory_is_a_float32_array() -> None:
+def test_ring_memory_is_a_float32_array_once_values_differ() -> None:
     ring = Ring(150)
+    ring.append(1.0)
+    ring.append(2.0)
     buf = ring._buf
     assert isinstance(buf, array)
     assert buf.typecode == "f"
     assert buf.itemsize == 4
     assert len(buf) == 150
+
+
+def test_ring_of_a_constant_series_holds_one_value_and_no_array() -> None:
+    ring = Ring(150)
+    for _ in range(200):
+        ring.append(81559.0)
+    assert ring._buf is None
+    assert ring.values() == [81559.0] * 150
+    assert len(ring) == 150
+
+
+def test_ring_keeps_a_constant_run_when_a_different_value_comes() -> None:
+    ring = Ring(4)
+    for v in (None, None, 3.0, 3.0, 3.0, 5.0):
+        ring.append(v)
+    assert ring.values()[1:] == [3.0, 3.0, 3.0, 5.0][1:]
+    assert ring.values() == [3.0, 3.0, 3.0, 5.0]
+    ring2 = Ring(5)
+    for v in (None, None, 1.25):
+        ring2.append(v)
+    values = ring2.values()
+    assert math.isnan(values[0]) and math.isnan(values[1]) and values[2] == 1.25
+
+
+def test_ring_stores_float32_values_whether_constant_or_not() -> None:
+    const, varying = Ring(3), Ring(3)
+    for _ in range(3):
+        const.append(0.1)
+    varying.append(0.1)
+    varying.append(0.2)
+    assert const.values()[0] == varying.values()[0] == array("f", [0.1])[0]
 
 
 # --------------------------------------------------------------------------- readings
