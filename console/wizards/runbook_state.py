@@ -15,21 +15,13 @@ apply to this target).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import os
-import sqlite3
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import sqlite_utils
-
-T = TypeVar("T")
+from console.wizards.flow_db import FlowDatabase
 
 RunStatus = Literal["running", "paused", "done", "aborted"]
 StepState = Literal["pending", "running", "executing", "ok", "failed", "bypassed", "skipped"]
@@ -65,21 +57,8 @@ class StepRow:
     attempts: int
 
 
-class RunbookState:
+class RunbookState(FlowDatabase):
     """The runbooks database. One instance per console process."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not path.exists():
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)  # private from the first byte
-            os.close(fd)
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
-        self._db = sqlite_utils.Database(conn)
-        self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._create()
 
     @classmethod
     def beside(cls, audit_db: Path) -> RunbookState:
@@ -122,17 +101,6 @@ class RunbookState:
                 },
                 pk=("run_id", "step_id"),
             )
-
-    def _locked(self, fn: Callable[[], T]) -> T:
-        with self._lock:
-            return fn()
-
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.to_thread(self._locked, fn)
-
-    def close(self) -> None:
-        with self._lock, contextlib.suppress(sqlite3.Error):
-            self._db.conn.close()
 
     # ------------------------------------------------------------------ runs
 

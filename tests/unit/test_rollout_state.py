@@ -6,6 +6,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from console.wizards.rollout_state import RolloutState
 
 
@@ -57,6 +59,7 @@ async def test_a_database_of_the_first_release_gains_the_new_columns_and_keeps_i
     )
     con.commit()
     con.close()
+    db.chmod(0o600)  # as the first release created it
     state = RolloutState(db)
     try:
         (row,) = await state.unfinished()
@@ -86,3 +89,14 @@ async def test_a_database_of_the_first_release_gains_the_new_columns_and_keeps_i
         assert await state.unfinished() == []
     finally:
         state.close()
+
+
+def test_a_rollouts_database_open_to_other_users_is_refused(tmp_path: Path) -> None:
+    from console.audit_files import AuditPermissionError
+
+    db = tmp_path / "rollouts.db"
+    RolloutState(db).close()
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    db.chmod(0o644)
+    with pytest.raises(AuditPermissionError, match="chmod 600"):
+        RolloutState(db)
