@@ -27,6 +27,8 @@ from console.screens.help import HelpScreen
 from console.widgets.header import StatusHeader
 
 if TYPE_CHECKING:  # pragma: no cover
+    from textual.timer import Timer
+
     from console.action_plan import Plan
     from console.options import LaunchOptions
     from console.plugin import ActionSpec, PaneSpec, Target
@@ -38,7 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 REFRESH_S = 0.5
-"""The UI redraws at most this often, however fast readings arrive."""
+"""The UI redraws at most this often, however fast readings arrive (and not at all while
+nothing changes: an idle console wakes up for nothing)."""
 QUIT_AGAIN_S = 5.0
 """A second q within this long quits although a rollout or drill is running."""
 HANGUP_GRACE_S = 30.0
@@ -82,6 +85,9 @@ class DcConsoleApp(App[int]):
         self.layout_view: LayoutView | None = None
         self.node_filter: NodeFilter | None = None
         self._dirty = False
+        self._refresh_timer: Timer | None = None
+        self._refreshing = False
+        self._last_refresh = -REFRESH_S
         self._hanging_up = False
         self._hangup_task: asyncio.Future[None] | None = None
         self.busy_checks: list[Callable[[], list[str]]] = []
@@ -141,7 +147,6 @@ class DcConsoleApp(App[int]):
         self._bind_layout_keys()
         await self._show_layout(self.options.layout)
         session.store.subscribe(self._store_changed)
-        self.set_interval(REFRESH_S, self._refresh_panes)
         for notice in session.notices:
             self.notify(notice, severity="warning", timeout=10)
         watch_approvals(self, session.approvals)  # the two-person rule, live on every console
@@ -239,19 +244,36 @@ class DcConsoleApp(App[int]):
 
     def _store_changed(self) -> None:
         self._dirty = True
+        if self._refreshing or self._refresh_timer is not None:
+            return  # the refresh under way, or the one scheduled, shows this change too
+        # Textual's timers refuse a zero delay; a few milliseconds also gather a burst.
+        wait = max(0.005, self._last_refresh + REFRESH_S - time.monotonic())
+        self._refresh_timer = self.set_timer(wait, self._scheduled_refresh, name="refresh")
+
+    def _scheduled_refresh(self) -> None:
+        self._refresh_timer = None
+        self._refresh_panes()
 
     def _refresh_panes(self) -> None:
         if not self._dirty or self.session is None:
             return
         self._dirty = False
-        session = self.session
-        session.refresh_alerts()
-        self._dirty = False  # refresh_alerts itself notifies the store listeners
-        alerts = session.store.alerts()
-        crit = sum(1 for a in alerts if a.finding.severity >= 3)
-        self.query_one(StatusHeader).set_state(alerts=(crit, len(alerts) - crit))
-        if self.layout_view is not None:
-            self.layout_view.data_changed()
+        self._refreshing = True
+        self._last_refresh = time.monotonic()
+        try:
+            session = self.session
+            session.refresh_alerts()  # it notifies the store listeners itself
+            alerts = session.store.alerts()
+            crit = sum(1 for a in alerts if a.finding.severity >= 3)
+            # The header lives on the base screen (gone while the app shuts down).
+            stack = self.screen_stack
+            for header in stack[0].query(StatusHeader) if stack else ():
+                header.set_state(alerts=(crit, len(alerts) - crit))
+            if self.layout_view is not None:
+                self.layout_view.data_changed()
+        finally:
+            self._refreshing = False
+            self._dirty = False
 
     # ------------------------------------------------------------------ filter
 

@@ -482,6 +482,10 @@ class Plugin:
     runbooks: tuple[Path, ...] = ()
     """On-call runbook YAML files for incidents of this subsystem (``plugins/gpu/runbooks/``);
     a site's own runbooks override them by id."""
+    long_history: frozenset[str] = frozenset()
+    """Metrics whose rules or panes read further back than a sparkline (GPU utilisation for
+    idle time, power draw for a node's typical load): the Store keeps their full history
+    (``console.store.HISTORY_LEN`` samples) and a sparkline's worth of every other one."""
     contract_version: int = CONTRACT_VERSION
 
     def validate_ids(self) -> list[str]:
@@ -497,4 +501,9 @@ class Plugin:
             for item in items:
                 if not item.id.startswith(self.name + "."):
                     problems.append(f"{kind} id {item.id!r} must start with {self.name + '.'!r}")
+        for metric in sorted(self.long_history):
+            if not metric.startswith(self.name + "."):
+                problems.append(
+                    f"long-history metric {metric!r} must start with {self.name + '.'!r}"
+                )
         return problems

@@ -127,6 +127,18 @@ class Session:
                 )
             )
         for drill in self.unfinished_drills:
+            running = getattr(drill, "running_pid", None)
+            if running is not None:  # judged at start: another console here runs it now
+                found.append(
+                    Finding(
+                        Severity.WARNING,
+                        f"drill:{drill.id}",
+                        f"drill {drill.title!r} started {drill.started} is running in another "
+                        f"console (pid {running})",
+                        key=f"drill:{drill.id}",
+                    )
+                )
+                continue
             found.append(
                 Finding(
                     Severity.CRITICAL if drill.restored is not True else Severity.WARNING,
@@ -330,7 +342,7 @@ async def start_session(
     models = {p.name: p.config_model for p in registry.plugins}
     inventory = apply_plugin_configs(inventory, models)
 
-    store = Store()
+    store = Store(long_history={m for p in registry.plugins for m in p.long_history})
     transports = Transports.create()
     audit_path = options.audit_db
     if audit_path is None and inventory.doc.audit.db:

@@ -22,8 +22,12 @@ PaneStateName = Literal["loading", "ok", "stale", "failed", "empty"]
 
 STALE_AFTER_INTERVALS = 3.0
 """A target's data is stale once this many intervals passed without a good read."""
+HISTORY_LEN = 150
+"""Samples kept of a metric that a plugin names in ``long_history`` (25 minutes at 10 s)."""
+SHORT_HISTORY_LEN = 24
+"""Samples kept of every other numeric metric: the widest sparkline drawn is 24."""
 PANE_STATUS_REUSE_S = 0.2
-"""A pane status judged this recently, with no attempt recorded since, is reused."""
+"""A stale pane's status (its age grows) judged this recently, with no attempt since, is reused."""
 
 
 def _as_float(value: int | float) -> float:
@@ -156,8 +160,20 @@ class StoreView(Protocol):
 class Store:
     """Latest readings with history, collector statuses and the current alerts."""
 
-    def __init__(self, history_len: int = 150, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        history_len: int = HISTORY_LEN,
+        clock: Callable[[], float] = time.time,
+        *,
+        short_history_len: int = SHORT_HISTORY_LEN,
+        long_history: Iterable[str] = (),
+    ) -> None:
         self._history_len = history_len
+        self._short_history_len = min(short_history_len, history_len)
+        self._long_history = frozenset(long_history)
+        """Metrics whose rules read far back (``Plugin.long_history``); the others keep
+        a sparkline's worth. At 1,000 hosts the history rings are most of the memory:
+        150 samples of each of ~200,000 varying series is 120 MB, 24 is 20 MB."""
         self._clock = clock
         self._by_target: dict[str, dict[str, Reading]] = {}
         # Indexes for fleet-sized reads (see DESIGN.md "Facts"): every pane and rule that
@@ -178,7 +194,10 @@ class Store:
         self._by_collector: dict[str, dict[str, CollectorStatus]] = {}
         self._failing: dict[tuple[str, str], CollectorStatus] = {}
         self._status_version = 0
-        self._pane_status_memo: dict[tuple[str, ...], tuple[int, float, PaneStatus]] = {}
+        """Bumped when an attempt may change a pane's judgement (see ``_attempt``)."""
+        self._pane_status_memo: dict[
+            tuple[tuple[str, ...], tuple[str, ...] | None], tuple[int, float, float, PaneStatus]
+        ] = {}
         """Several panes read the same collectors on one refresh: judged once."""
         """Statuses whose last attempt failed (alert rules look at these alone)."""
         self._history: dict[str, dict[str, Ring]] = {}
@@ -237,7 +256,12 @@ class Store:
                     rings = history[target] = {}
                 ring = rings.get(metric)
                 if ring is None:
-                    ring = rings[metric] = Ring(self._history_len)
+                    size = (
+                        self._history_len
+                        if metric in self._long_history
+                        else self._short_history_len
+                    )
+                    ring = rings[metric] = Ring(size)
                 ring.append(value if kind is float else _as_float(value))  # type: ignore[arg-type]
             elif value is None:
                 rings = history.get(target)
@@ -263,7 +287,19 @@ class Store:
         self._changed()
 
     def _attempt(self, st: CollectorStatus, now: float, error: str | None) -> None:
-        self._status_version += 1
+        ok = st.last_ok
+        routine = (
+            error is None
+            and st.last_error is None
+            and ok is not None
+            and now - ok <= STALE_AFTER_INTERVALS * st.interval
+        )
+        if not routine:
+            # A good read of a target that was already good and current changes no
+            # pane's judgement (it only puts off when that target turns stale), so
+            # the remembered pane statuses stay: at 1,000 hosts this is nearly every
+            # attempt, and a judgement walks every target.
+            self._status_version += 1
         st.last_attempt = now
         key = (st.collector, st.target)
         if error is None:
@@ -390,22 +426,25 @@ class Store:
     def pane_status(
         self, collectors: Iterable[str], targets: Iterable[str] | None = None
     ) -> PaneStatus:
-        """Loading, ok, stale (with age) or failed (with the error) for these collectors."""
-        if targets is not None:
-            return self._pane_status(collectors, targets)
-        key = tuple(collectors)
+        """Loading, ok, stale (with age) or failed (with the error) for these collectors.
+
+        Judged once and reused until an attempt is recorded or until the first
+        target's data turns stale by the clock: at 1,000 hosts a judgement walks
+        thousands of statuses, and panes ask on every refresh.
+        """
+        key = (tuple(collectors), None if targets is None else tuple(targets))
         memo = self._pane_status_memo.get(key)
-        if (
-            memo is not None
-            and memo[0] == self._status_version
-            and 0.0 <= self._clock() - memo[1] < PANE_STATUS_REUSE_S
-        ):
-            return memo[2]
-        status = self._pane_status(key, None)
-        self._pane_status_memo[key] = (self._status_version, self._clock(), status)
+        now = self._clock()
+        if memo is not None and memo[0] == self._status_version and memo[1] <= now < memo[2]:
+            return memo[3]
+        status, valid_until = self._pane_status(key[0], key[1], now)
+        self._pane_status_memo[key] = (self._status_version, now, valid_until, status)
         return status
 
-    def _pane_status(self, collectors: Iterable[str], targets: Iterable[str] | None) -> PaneStatus:
+    def _pane_status(
+        self, collectors: Iterable[str], targets: Iterable[str] | None, now: float
+    ) -> tuple[PaneStatus, float]:
+        """The status, and until when it holds if no attempt is recorded meanwhile."""
         only = None if targets is None else set(targets)
         statuses = [
             s
@@ -414,13 +453,13 @@ class Store:
             if only is None or s.target in only
         ]
         if not statuses or all(s.last_attempt is None for s in statuses):
-            return PaneStatus("loading")
-        now = self._clock()
+            return PaneStatus("loading"), math.inf
         # One pass (panes ask on every refresh, for up to thousands of targets).
         failing = never_ok = stale = lagging = 0
         first_error: str | None = None
         stale_error: str | None = None
         newest_stale_ok = -math.inf
+        turns_stale = math.inf  # when the first fresh target would turn stale
         for st in statuses:
             bad = st.last_error is not None
             if bad:
@@ -430,27 +469,34 @@ class Store:
                 if st.last_ok is None:
                     never_ok += 1
             ok = st.last_ok
-            late = ok is not None and now - ok > STALE_AFTER_INTERVALS * st.interval
-            if late:
-                assert ok is not None
-                stale += 1
-                if stale == 1:
-                    stale_error = st.last_error
-                newest_stale_ok = max(newest_stale_ok, ok)
+            late = False
+            if ok is not None:
+                deadline = ok + STALE_AFTER_INTERVALS * st.interval
+                late = now > deadline
+                if late:
+                    stale += 1
+                    if stale == 1:
+                        stale_error = st.last_error
+                    newest_stale_ok = max(newest_stale_ok, ok)
+                elif deadline < turns_stale:
+                    turns_stale = deadline
             if bad or late:
                 lagging += 1
         if failing == len(statuses):
-            return PaneStatus("failed", error=first_error)
+            return PaneStatus("failed", error=first_error), turns_stale
         fresh = len(statuses) - stale - never_ok
         if stale and fresh <= 0:
-            # Nothing on this pane is current: say how old the newest good data is.
-            return PaneStatus("stale", age=now - newest_stale_ok, error=stale_error)
+            # Nothing on this pane is current: say how old the newest good data is (an
+            # age that grows: judged again soon).
+            status = PaneStatus("stale", age=now - newest_stale_ok, error=stale_error)
+            return status, now + PANE_STATUS_REUSE_S
         if failing or stale:
             # Some targets fail or lag: the pane is usable; they show as alerts and in
             # the rows' own ages, and the pane says how many.
             what = "failing or late" if stale else "failing"
-            return PaneStatus("ok", error=f"{lagging} of {len(statuses)} {what}")
-        return PaneStatus("ok")
+            status = PaneStatus("ok", error=f"{lagging} of {len(statuses)} {what}")
+            return status, turns_stale
+        return PaneStatus("ok"), turns_stale
 
     def alerts(self) -> list[Alert]:
         """Worst first, then oldest first."""

@@ -1,15 +1,21 @@
 """Two-person approvals, live in every console on the audit database.
 
-Every second the watcher reads the pending requests (one small query on the
-audit thread; it also records the expiry of requests past their time). The
-header shows how many wait for *another* operator's decision, and whether
-this console waits for one; a new request, and the decision on one of this
-console's own requests, are announced once.
+Every second the watcher looks whether the audit database changed (its file
+and its write-ahead log: two ``stat`` calls) or a pending request fell due;
+only then does it read the pending requests (one small query on the audit
+thread; it also records the expiry of requests past their time), and at least
+every ``FULL_READ_S`` whatever the files say. The header shows how many wait
+for *another* operator's decision, and whether this console waits for one; a
+new request, and the decision on one of this console's own requests, are
+announced once.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
+import time
 from typing import TYPE_CHECKING
 
 from console.widgets.header import StatusHeader
@@ -21,7 +27,29 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 WATCH_S = 1.0
-"""How often the pending requests are read: another console sees a request within ~1 s."""
+"""How often the database is looked at: another console sees a request within ~1 s."""
+FULL_READ_S = 15.0
+"""The pending requests are read at least this often even when the files look unchanged
+(a file system with coarse modification times)."""
+
+Signature = tuple[tuple[int, int, int] | None, ...]
+
+
+def files_signature(path: os.PathLike[str] | str) -> Signature:
+    """(inode, size, mtime) of the database and its write-ahead log: any commit changes it.
+
+    An idle console read the pending requests every second for nothing: that read
+    (a thread hop and a query) was most of its idle CPU.
+    """
+    out: list[tuple[int, int, int] | None] = []
+    for name in (os.fspath(path), f"{os.fspath(path)}-wal"):
+        try:
+            st = os.stat(name)
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 class ApprovalsWatcher:
@@ -35,9 +63,33 @@ class ApprovalsWatcher:
         self.mine: set[int] = set()
         """This console's requests seen pending (announced again when decided)."""
         self.busy = False
+        self.reads = 0
+        """Times the pending requests were read (the rest of the ticks found nothing new)."""
+        self._seen: Signature | None = None
+        self._next_due = math.inf
+        """The earliest expiry among the pending requests last read."""
+        self._last_read = -math.inf
+
+    def record_read(self, seen: Signature, pending: list[ApprovalRequest]) -> None:
+        """The pending requests were read when the files looked like ``seen``."""
+        self.reads += 1
+        self._seen, self._last_read = seen, time.monotonic()
+        self._next_due = min(
+            (r.expires_at for r in pending if r.expires_at is not None), default=math.inf
+        )
+
+    def unchanged(self) -> bool:
+        """Nothing to read: no commit since the last read, nothing due, read recently."""
+        if time.monotonic() - self._last_read >= FULL_READ_S:
+            return False
+        if self.approvals.clock() >= self._next_due:
+            return False
+        return files_signature(self.approvals.audit.path) == self._seen
 
     async def tick(self) -> None:
         if self.busy:  # a slow disk: never stack reads on the audit thread
+            return
+        if self.unchanged():
             return
         self.busy = True
         try:
@@ -49,8 +101,11 @@ class ApprovalsWatcher:
 
     async def _tick(self) -> None:
         approvals = self.approvals
+        # Taken before reading: a commit made while reading is seen on the next tick.
+        seen = files_signature(approvals.audit.path)
         await approvals.expire_due()
         pending = await approvals.pending_async()
+        self.record_read(seen, pending)
         others = [r for r in pending if r.requested_by != approvals.operator.user]
         mine = {r.id for r in pending if r.requested_session == approvals.session_id}
         # The header lives on the base screen; another screen may be on top of it.

@@ -26,10 +26,11 @@ from console.plugin import (
 )
 from console.transports import CommandTimeout, TransportError
 from console.workloads import drained_everywhere, workloads_on
-from plugins.gpu.collect import FullRead, read_fast, read_full
+from plugins.gpu.collect import read_fast, read_full
 from plugins.gpu.config import cfg, gpu_nodes
 from plugins.gpu.model import GpuDetail, mig_profiles, profile_by_name
 from plugins.gpu.parse import parse_dcgm_diag, same_bus
+from plugins.gpu.readings import FullRead
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.inventory.model import Inventory, Node

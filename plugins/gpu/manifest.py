@@ -35,6 +35,9 @@ def _pane(pid: str, title: str, cls: str, collectors: tuple[str, ...] = _IDS) ->
 RUNBOOKS = tuple(sorted((Path(__file__).parent / "runbooks").glob("*.yaml")))
 """On-call runbooks for this subsystem's incidents (a site may override them by id)."""
 
+LONG_HISTORY = frozenset({"gpu.util_pct"})
+"""Read far back: how long a GPU has been idle is counted back through its utilisation."""
+
 plugin = Plugin(
     name="gpu",
     description="GPU and MIG state: nvidia-smi over SSH or NVML, XIDs, ECC, resets and MIG actions",
@@ -53,4 +56,5 @@ plugin = Plugin(
     node_alerts=node_alerts,  # every GPU rule is about one node: re-judged only on change
     lab=_lab,
     runbooks=RUNBOOKS,
+    long_history=LONG_HISTORY,
 )

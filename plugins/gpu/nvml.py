@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from console.plugin import Reading
-from plugins.gpu.collect import fast_readings
 from plugins.gpu.model import GpuFast
+from plugins.gpu.readings import fast_readings
 
 T = TypeVar("T")
 _LOCK = threading.Lock()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -39,7 +40,8 @@ def tracker(window_s: float) -> CounterTracker:
 
 
 def port_target(node: str, port_key: str) -> str:
-    return f"ib:{node}:{port_key}"
+    # Interned: each of the port's readings holds it (see gpu_target).
+    return sys.intern(f"ib:{node}:{port_key}")
 
 
 def split_port_target(target: str) -> tuple[str, str, int] | None:
@@ -53,7 +55,7 @@ def split_port_target(target: str) -> tuple[str, str, int] | None:
 
 
 def switch_port_target(switch: str, port: int) -> str:
-    return f"ibsw:{switch}/{port}"
+    return sys.intern(f"ibsw:{switch}/{port}")
 
 
 # --------------------------------------------------------------------------- targets

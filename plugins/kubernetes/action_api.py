@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-
-from kubernetes_asyncio import client
+from typing import TYPE_CHECKING
 
 from console.plugin import ActionContext, Target
+from plugins.kubernetes import sdk
 from plugins.kubernetes.client import api_client
 from plugins.kubernetes.config import ClusterRef, KubernetesConfig, clusters_of, config_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kubernetes_asyncio import client
 
 
 def cluster_ref(ctx: ActionContext, target: Target) -> ClusterRef:
@@ -31,6 +34,6 @@ async def cluster_api(
     ref = cluster_ref(ctx, target)
     api = await api_client(ref)
     try:
-        yield client.CoreV1Api(api), api, ref, config_of(ctx.config)
+        yield sdk.client.CoreV1Api(api), api, ref, config_of(ctx.config)
     finally:
         await api.close()

@@ -8,28 +8,31 @@ no dependence on the client's model classes for fields we read.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
-
+from plugins.kubernetes import sdk
 from plugins.kubernetes.api_status import ApiStatus, parse_status
 from plugins.kubernetes.config import ClusterRef
 from plugins.kubernetes.parse import ParseError
 
-__all__ = ["ApiException", "api_client", "describe_api", "raw_json", "status_of"]
+if TYPE_CHECKING:  # pragma: no cover
+    from kubernetes_asyncio import client
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+__all__ = ["api_client", "describe_api", "raw_json", "status_of"]
 
 
 async def api_client(ref: ClusterRef) -> client.ApiClient:
     """A client for the cluster. The kubeconfig is read, never rewritten (persist_config=False)."""
-    cfg = type.__call__(client.Configuration)
-    await config.load_kube_config(
+    cfg = type.__call__(sdk.client.Configuration)
+    await sdk.config.load_kube_config(
         config_file=str(ref.kubeconfig) if ref.kubeconfig else None,
         context=ref.context,
         client_configuration=cfg,
         persist_config=False,
     )
-    return client.ApiClient(configuration=cfg)
+    api: client.ApiClient = sdk.client.ApiClient(configuration=cfg)
+    return api
 
 
 def describe_api(api: client.ApiClient, ref: ClusterRef) -> str:
@@ -49,7 +52,7 @@ async def raw_json(coro: Any) -> Any:
     status = getattr(resp, "status", 200)
     if status >= 400:
         # Without preloading the client does not raise: do what it would.
-        exc = ApiException(status=status, reason=getattr(resp, "reason", None))
+        exc = sdk.ApiException(status=status, reason=getattr(resp, "reason", None))
         exc.body = body.decode("utf-8", "replace")
         raise exc
     try:

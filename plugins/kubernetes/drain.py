@@ -16,14 +16,15 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes_asyncio import client
-
-from plugins.kubernetes import progress
-from plugins.kubernetes.client import ApiException, raw_json, status_of
+from plugins.kubernetes import progress, sdk
+from plugins.kubernetes.client import raw_json, status_of
 from plugins.kubernetes.parse_pods import PodInfo, parse_pod, parse_pod_list
 from plugins.kubernetes.state import evictable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kubernetes_asyncio import client
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ async def _try_evict(
                 _request_timeout=request_timeout,
             )
         st.evicted = True
-    except ApiException as exc:
+    except sdk.ApiException as exc:
         status = status_of(exc)
         if exc.status == 404 or exc.status == 409:
             st.gone = True
@@ -207,8 +208,9 @@ async def _is_gone(v1: client.CoreV1Api, pod: PodInfo, request_timeout: float) -
                 pod.name, pod.namespace, _preload_content=False, _request_timeout=request_timeout
             )
         )
-    except ApiException as exc:
-        return exc.status == 404
+    except sdk.ApiException as exc:
+        gone: bool = exc.status == 404
+        return gone
     except (TimeoutError, OSError):
         return False
     return parse_pod(data).uid != pod.uid

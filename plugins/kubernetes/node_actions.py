@@ -13,13 +13,12 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from kubernetes_asyncio import client
 from pydantic import Field
 
 from console.plugin import ActionContext, ActionInputs, ActionSpec, Outcome, Preview, Role, Target
-from plugins.kubernetes import progress
+from plugins.kubernetes import progress, sdk
 from plugins.kubernetes.action_api import cluster_api
-from plugins.kubernetes.client import ApiException, describe_api, raw_json
+from plugins.kubernetes.client import describe_api, raw_json
 from plugins.kubernetes.config import clusters_of, inventory_name
 from plugins.kubernetes.drain import evict_all, plan_drain, pods_on
 from plugins.kubernetes.parse import ANN_AT, ANN_BY, ANN_REASON, format_time
@@ -28,6 +27,8 @@ from plugins.kubernetes.parse_pods import parse_pdb_list
 from plugins.kubernetes.state import evictable
 
 if TYPE_CHECKING:  # pragma: no cover
+    from kubernetes_asyncio import client
+
     from console.inventory.model import Inventory
 
 
@@ -51,7 +52,7 @@ async def read_node(v1: client.CoreV1Api, name: str, limit_s: float) -> NodeInfo
         return parse_node(
             await raw_json(v1.read_node(name, _preload_content=False, _request_timeout=limit_s))
         )
-    except ApiException as exc:
+    except sdk.ApiException as exc:
         if exc.status != 404:
             raise
     nodes, _ = parse_node_list(
@@ -201,7 +202,7 @@ async def preview_drain(ctx: ActionContext, target: Target, inputs: Any) -> Prev
     async with cluster_api(ctx, target) as (v1, api, ref, cfg):
         node = await read_node(v1, target.name, cfg.request_timeout_s)
         pods = await pods_on(v1, node.name, cfg.request_timeout_s)
-        policy = client.PolicyV1Api(api)
+        policy = sdk.client.PolicyV1Api(api)
         pdbs = parse_pdb_list(
             await raw_json(
                 policy.list_pod_disruption_budget_for_all_namespaces(

@@ -12,17 +12,19 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from kubernetes_asyncio import client
 from pydantic import Field
 
 from console.plugin import ActionContext, ActionInputs, ActionSpec, Outcome, Preview, Role, Target
+from plugins.kubernetes import sdk
 from plugins.kubernetes.action_api import cluster_api
-from plugins.kubernetes.client import ApiException, describe_api, raw_json
+from plugins.kubernetes.client import describe_api, raw_json
 from plugins.kubernetes.config import clusters_of, inventory_name
 from plugins.kubernetes.parse_pods import PodInfo, parse_pod
 from plugins.kubernetes.watch import current
 
 if TYPE_CHECKING:  # pragma: no cover
+    from kubernetes_asyncio import client
+
     from console.inventory.model import Inventory
 
 VERIFY_S = 30.0
@@ -80,7 +82,7 @@ async def _read_pod(v1: client.CoreV1Api, key: str, limit_s: float) -> PodInfo |
                 v1.read_namespaced_pod(name, ns, _preload_content=False, _request_timeout=limit_s)
             )
         )
-    except ApiException as exc:
+    except sdk.ApiException as exc:
         if exc.status == 404:
             return None
         raise
@@ -135,7 +137,7 @@ async def execute_delete(ctx: ActionContext, target: Target, inputs: Any) -> Out
                     **kwargs,
                 )
             )
-        except ApiException as exc:
+        except sdk.ApiException as exc:
             if exc.status == 404:
                 return Outcome(True, f"{target.name} was already gone")
             if exc.status == 409:

@@ -19,18 +19,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from kubernetes_asyncio import client, watch
 
-from plugins.kubernetes.client import ApiException, api_client, raw_json
+from plugins.kubernetes import sdk
+from plugins.kubernetes.client import api_client, raw_json
 from plugins.kubernetes.config import ClusterRef, KubernetesConfig
 from plugins.kubernetes.parse import ParseError, items_of
 from plugins.kubernetes.parse_events import parse_event
 from plugins.kubernetes.parse_nodes import parse_node
 from plugins.kubernetes.parse_pods import parse_pod
 from plugins.kubernetes.state import ClusterState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kubernetes_asyncio import client
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +122,7 @@ class ClusterWatcher:
             await asyncio.sleep(BACKOFF[min(max(failures, 1) - 1, len(BACKOFF) - 1)])
 
     def _fail(self, exc: BaseException) -> None:
-        if isinstance(exc, ApiException):
+        if isinstance(exc, sdk.ApiException):
             text = f"API answered {exc.status} {exc.reason}"
         elif isinstance(exc, TimeoutError):
             text = "no answer from the API in time"
@@ -137,7 +140,7 @@ class ClusterWatcher:
                 raise _Idle
 
     def _call(self, api: client.ApiClient, kind: str) -> tuple[Callable[..., Any], dict[str, Any]]:
-        v1 = client.CoreV1Api(api)
+        v1 = sdk.client.CoreV1Api(api)
         if kind == "nodes":
             return v1.list_node, {}
         if kind == "pods":
@@ -151,7 +154,7 @@ class ClusterWatcher:
                 while True:
                     rv = await self._watch(api, kind, rv)
                     self.rewatches += 1
-            except ApiException as exc:
+            except sdk.ApiException as exc:
                 if exc.status != 410:
                     raise
                 log.info("kubernetes %s watch of %s: 410 Gone, relisting", kind, self.ref.name)
@@ -197,7 +200,7 @@ class ClusterWatcher:
     async def _watch(self, api: client.ApiClient, kind: str, rv: str | None) -> str | None:
         """One watch request; returns the resourceVersion to resume from."""
         func, kwargs = self._call(api, kind)
-        w = watch.Watch(return_type="object")
+        w = sdk.watch.Watch(return_type="object")
         apply = getattr(self.state, f"apply_{kind[:-1]}")
         parse = {"nodes": parse_node, "pods": parse_pod, "events": parse_event}[kind]
         try:

@@ -31,6 +31,9 @@ _COLLECTOR_IDS = tuple(c.id for c in COLLECTORS)
 RUNBOOKS = tuple(sorted((Path(__file__).parent / "runbooks").glob("*.yaml")))
 """On-call runbooks for this subsystem's incidents (a site may override them by id)."""
 
+LONG_HISTORY = frozenset({"power.power_w"})
+"""Read far back: a node's typical draw (for the power-on budget) is its recent maximum."""
+
 plugin = Plugin(
     name="power",
     description="Rack power and thermal through BMCs (IPMI, Redfish); power actions",
@@ -58,4 +61,5 @@ plugin = Plugin(
     node_alerts=node_alerts,  # re-judged per node, only when its readings change
     lab=_lab,
     runbooks=RUNBOOKS,
+    long_history=LONG_HISTORY,
 )

@@ -18,8 +18,8 @@ from console.plugin import Reading
 from console.registry import discover
 from console.session import Session
 from console.store import Store
-from plugins.gpu.collect import fast_readings
 from plugins.gpu.parse import parse_query_csv
+from plugins.gpu.readings import fast_readings
 
 FAST = "gpu.fast"
 FULL = "gpu.full"

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from console.inventory.load import inventory_from_data
 from console.lab import Lab
-from plugins.kubernetes.client import ApiException, api_client
+from plugins.kubernetes.client import api_client
 from plugins.kubernetes.config import clusters_of
 from plugins.kubernetes.lab import KubernetesLab
 from plugins.kubernetes.lab_objects import pdb_object

@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from console.inventory.load import inventory_from_data
 from console.inventory.model import Inventory
 from console.lab import Lab
 from console.plugin import Plugin, Reading, Target
 from plugins.kubernetes import watch
-from plugins.kubernetes.client import ApiException, api_client
+from plugins.kubernetes.client import api_client
 from plugins.kubernetes.collect import collect_cluster
 from plugins.kubernetes.config import KubernetesConfig, clusters_of
 from plugins.kubernetes.lab import KubernetesLab

@@ -15,6 +15,7 @@ from console.audit import AuditLog
 from console.cli import main
 from console.identity import Operator
 from console.plugin import Role
+from console.screens.approvals_watch import ApprovalsWatcher, files_signature
 
 ALICE = Operator("alice", "10.0.0.5 50022", "/dev/pts/3", "jump1", 101)
 BOB = Operator("bob", "10.0.0.6 50023", "/dev/pts/4", "jump1", 202)
@@ -218,3 +219,24 @@ async def test_every_approval_row_is_in_the_chain_and_dcc_audit_verify_passes(
     assert main(["--audit-db", str(db), "approvals", "list"]) == 0
     out = capsys.readouterr().out
     assert "approved" in out and "bob" in out and "withdrawn" in out
+
+
+async def test_the_watcher_reads_again_only_after_a_commit_or_a_due_expiry(
+    logs: list[AuditLog], db: Path
+) -> None:
+    # An idle console must not query the database every second for nothing; yet a
+    # request by another console, and a request falling due, are seen at the next tick.
+    clock = Clock()
+    a = console(logs, db, ALICE, clock=clock, expire_after_s=60.0)
+    b = console(logs, db, BOB, clock=clock)
+    watcher = ApprovalsWatcher(None, b)  # type: ignore[arg-type]  # no screen needed here
+    assert not watcher.unchanged()  # never read yet
+    watcher.record_read(files_signature(db), b.pending())
+    assert watcher.unchanged()
+    await a.request("gpu.reset gpu007", "GPU3 fell off the bus", targets=["gpu007"])
+    assert not watcher.unchanged()  # another console committed
+    watcher.record_read(files_signature(db), b.pending())
+    assert watcher.unchanged()
+    clock.now += 61.0
+    assert not watcher.unchanged()  # due: its expiry must be recorded
+    assert watcher.reads == 2

@@ -6,6 +6,8 @@ attributes of this very module, so ``ep.load()`` does a real import.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from importlib.metadata import EntryPoint
@@ -142,3 +144,29 @@ def test_discover_adds_extra_plugins() -> None:
     reg = discover(extra=[GOOD])
     assert reg.get("goodtest") is GOOD
     assert reg.get("services") is not None
+
+
+def test_every_installed_plugin_declares_valid_ids_and_its_long_history() -> None:
+    reg = discover()
+    for plugin in reg.plugins:
+        assert plugin.validate_ids() == [], plugin.name
+    gpu, power = reg.get("gpu"), reg.get("power")
+    assert gpu is not None and power is not None
+    # What their rules read far back: idle time, a node's typical draw.
+    assert "gpu.util_pct" in gpu.long_history
+    assert "power.power_w" in power.long_history
+
+
+def test_a_long_history_metric_of_another_plugin_is_refused() -> None:
+    bad = Plugin(name="badhist", description="test", long_history=frozenset({"gpu.util_pct"}))
+    assert bad.validate_ids() == ["long-history metric 'gpu.util_pct' must start with 'badhist.'"]
+
+
+def test_discovering_the_plugins_does_not_load_the_kubernetes_client() -> None:
+    # 860 modules and 37 MB: loaded when a cluster is first contacted, not at start.
+    code = (
+        "import sys; from console.registry import discover; discover(); "
+        "print(any(m.startswith('kubernetes_asyncio') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -20,7 +20,8 @@ from console.registry import discover
 from console.store import Store
 from console.wizards.scorecard_eval import Inputs, ScorecardEngine, SignOff
 from console.wizards.scorecard_model import checklist_from_data
-from plugins.gpu.collect import full_readings, parse_full
+from plugins.gpu.collect import parse_full
+from plugins.gpu.readings import full_readings
 from plugins.power.collect import readings_of
 from plugins.power.model import BmcSnapshot, Psu
 from plugins.services.collect import _readings as service_readings

@@ -6,9 +6,20 @@ import math
 from array import array
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from console.plugin import Finding, Reading, Severity
-from console.store import STALE_AFTER_INTERVALS, Ring, Store, threshold_findings
+from console.store import (
+    HISTORY_LEN,
+    PANE_STATUS_REUSE_S,
+    SHORT_HISTORY_LEN,
+    STALE_AFTER_INTERVALS,
+    PaneStatus,
+    Ring,
+    Store,
+    threshold_findings,
+)
 
 
 class FakeClock:
@@ -258,6 +269,28 @@ def test_pane_recovers_from_stale_to_ok_after_a_good_read() -> None:
     assert store.pane_status(["c.x"]).state == "ok"
 
 
+def test_a_remembered_pane_status_still_follows_the_clock() -> None:
+    # The status is judged once and reused between attempts: the reuse must end when a
+    # target's data turns stale by the clock alone, and a stale age must keep growing.
+    clock = FakeClock()
+    start = clock.now
+    store = Store(clock=clock)
+    store.record_attempt("c.x", "n1", 10.0, None)
+    clock.now += 5.0
+    store.record_attempt("c.x", "n2", 10.0, None)
+    for _ in range(3):
+        assert store.pane_status(["c.x"]) == PaneStatus("ok")
+        clock.now += 1.0
+    clock.now = start + STALE_AFTER_INTERVALS * 10.0 + 0.5  # n1 late, n2 not yet
+    assert store.pane_status(["c.x"]).error == "1 of 2 failing or late"
+    clock.now += 10.0
+    first = store.pane_status(["c.x"])
+    clock.now += 2.0
+    second = store.pane_status(["c.x"])
+    assert (first.state, second.state) == ("stale", "stale")
+    assert second.age == pytest.approx((first.age or 0.0) + 2.0)
+
+
 def test_pane_status_only_looks_at_the_given_collectors_and_targets() -> None:
     store = Store(clock=FakeClock())
     store.record_attempt("c.x", "n1", 10.0, "down")
@@ -389,3 +422,44 @@ def test_threshold_finding_names_the_reading_node() -> None:
     store.put([Reading("svc:minio", "services.latency_ms", 3000, node="stor01")])
     (f,) = threshold_findings(store, {"services.latency_ms": (500, 2000, "above")})
     assert f.node == "stor01"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["n1", "n2", "n3"]),
+            st.sampled_from([None, None, None, "refused"]),
+            st.floats(min_value=0.0, max_value=25.0),
+        ),
+        max_size=40,
+    )
+)
+def test_a_remembered_pane_status_is_always_the_one_judged_afresh(
+    steps: list[tuple[str, str | None, float]],
+) -> None:
+    clock = FakeClock()
+    store = Store(clock=clock)
+    intervals = {"n1": 1.0, "n2": 5.0, "n3": 10.0}
+    for target, error, wait in steps:
+        store.record_attempt("c.x", target, intervals[target], error)
+        for moment in (0.0, wait / 2, wait / 2):
+            clock.now += moment
+            remembered = store.pane_status(["c.x"])
+            afresh = Store._pane_status(store, ["c.x"], None, clock.now)[0]
+            assert (remembered.state, remembered.error) == (afresh.state, afresh.error)
+            # A stale age may be up to PANE_STATUS_REUSE_S old (it is judged again then).
+            assert remembered.age == pytest.approx(afresh.age, abs=PANE_STATUS_REUSE_S)
+
+
+def test_history_is_long_only_for_the_metrics_named_long() -> None:
+    # Most series only feed a sparkline; the few that rules read far back keep it all.
+    store = Store(long_history={"gpu.util_pct"})
+    for i in range(HISTORY_LEN + 10):
+        store.put(
+            [Reading("n1/0", "gpu.util_pct", float(i)), Reading("n1/0", "gpu.temp_c", float(i))]
+        )
+    long, short = store.history("n1/0", "gpu.util_pct"), store.history("n1/0", "gpu.temp_c")
+    assert len(long) == HISTORY_LEN
+    assert len(short) == SHORT_HISTORY_LEN
+    assert short == long[-SHORT_HISTORY_LEN:]  # the same newest samples
