@@ -1,7 +1,10 @@
-"""``dcc check FILE [--layout NAME ...]``: validate an inventory and layouts, no TUI.
+"""``dcc check [FILE] [--layout NAME ...]``: validate a site's documents, no TUI.
 
-Prints one ``OK: ...`` line, or every problem on its own line (file:line:
-field: message (hint: ...)) to stderr and exits 1. Never a traceback.
+The inventory and the layouts, then what lives beside the inventory: the
+scorecard checklist, runbooks, the drill catalogue and rollouts
+(``console.wizards.site_docs``). Prints ``OK: ...`` and what was checked, or
+every problem on its own line (file:line: field: message (hint: ...)) grouped
+per file, then a summary, to stderr, and exits 1. Never a traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +38,33 @@ from console.plugin import Plugin
 
 log = logging.getLogger(__name__)
 
+DEMO_INVENTORY = Path(__file__).resolve().parents[1] / "inventory" / "demo.yaml"
+
+
+@dataclass(slots=True)
+class Report:
+    problems: list[tuple[str, Problem]] = field(default_factory=list)
+    """Every problem with the kind of document it is in (inventory, layout, runbook ...)."""
+    summary: str = ""
+    checked: list[str] = field(default_factory=list)
+    brief: list[str] = field(default_factory=list)
+
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``check`` command to ``subparsers`` (from ``add_subparsers``)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "check",
-        help="validate an inventory (and layouts) without starting the console",
-        description="Validate an inventory file and layouts; print every problem with its "
-        "file, line and a hint. Exit status 0 when all is well, 1 otherwise.",
+        help="validate an inventory, layouts and the site's flow files, no console",
+        description="Validate an inventory file, the layouts, and the files beside the "
+        "inventory (scorecard/, runbooks/, drills/, rollouts/); print every problem with its "
+        "file, line and a hint, per file. Exit status 0 when all is well, 1 otherwise.",
     )
-    parser.add_argument("file", metavar="FILE", help="the inventory YAML file")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="?",
+        help="the inventory YAML file (default: --inventory, else the demo's)",
+    )
     parser.add_argument(
         "--layout",
         dest="layouts",
@@ -58,24 +79,36 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, plugins: Sequence[Plugin] | None = None) -> int:
     """Run ``dcc check``; returns the exit status."""
+    file = Path(args.file or getattr(args, "inventory", None) or DEMO_INVENTORY)
     try:
-        problems, summary = _check(Path(args.file), getattr(args, "layouts", None), plugins or ())
+        report = _check(file, getattr(args, "layouts", None), plugins or ())
     except Exception as exc:  # a bug here must still not show a traceback to the operator
         log.exception("dcc check failed")
-        print(f"{args.file}: internal error while checking: {exc!r}", file=sys.stderr)
+        print(f"{file}: internal error while checking: {exc!r}", file=sys.stderr)
         return 1
-    if problems:
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found", file=sys.stderr)
+    if report.problems:
+        by_file: dict[str, list[tuple[str, Problem]]] = {}
+        for kind, problem in report.problems:
+            by_file.setdefault(problem.file, []).append((kind, problem))
+        for name, found in by_file.items():
+            print(f"-- {name} ({found[0][0]}, {_count(len(found), 'problem')})", file=sys.stderr)
+            for _, problem in found:
+                print(problem, file=sys.stderr)
+        print(
+            f"{_count(len(report.problems), 'problem')} in {_count(len(by_file), 'file')}; "
+            f"checked {', '.join(report.brief)}",
+            file=sys.stderr,
+        )
         return 1
-    print(summary)
+    print(report.summary)
+    for line in report.checked:
+        print(f"  {line}")
     return 0
 
 
-def _check(
-    file: Path, layout_names: Sequence[str] | None, plugins: Sequence[Plugin]
-) -> tuple[list[Problem], str]:
+def _check(file: Path, layout_names: Sequence[str] | None, plugins: Sequence[Plugin]) -> Report:
+    from console.wizards.site_docs import check_site_documents
+
     problems: list[Problem] = []
     inventory: Inventory | None = None
     try:
@@ -84,34 +117,44 @@ def _check(
         inventory = apply_plugin_configs(inventory, models)
     except InventoryError as exc:
         problems.extend(exc.problems)
+        inventory = None
+    report = Report(problems=[("inventory", p) for p in problems])
 
     known = {*CORE_PANE_IDS, *(pane.id for p in plugins for pane in p.panes)}
     names: list[str | Path] = (
         list(layout_names) if layout_names else list(available_layouts().values())
     )
-    if not names:
-        problems.append(Problem("layouts", None, "", "no layouts found", "check DCC_LAYOUTS_DIR"))
     layouts: list[Layout] = []
+    layout_problems: list[Problem] = []
+    if not names:
+        layout_problems.append(
+            Problem("layouts", None, "", "no layouts found", "check DCC_LAYOUTS_DIR")
+        )
     for name in names:
         try:
             layout = load_layout(name)
         except LayoutError as exc:
-            problems.extend(exc.problems)
+            layout_problems.extend(exc.problems)
             continue
-        problems.extend(check_layout(layout, known))
+        layout_problems.extend(check_layout(layout, known))
         layouts.append(layout)
-    problems.extend(_shared_keys(layouts))
-    if problems or inventory is None:
-        return problems, ""
+    layout_problems.extend(_shared_keys(layouts))
+    report.problems.extend(("layout", p) for p in layout_problems)
+    docs = check_site_documents(file, inventory, plugins)
+    report.problems.extend(docs.problems)
+    report.checked = docs.checked
+    report.brief = ["the inventory", _count(len(layouts), "layout"), *docs.brief]
+    if report.problems or inventory is None:
+        return report
     doc = inventory.doc
     clusters = len(doc.clusters.kubernetes) + len(doc.clusters.slurm)
     racks = sum(1 for _ in inventory.racks())
-    summary = (
+    report.summary = (
         f"OK: {inventory.site.name}: {_count(len(inventory.nodes), 'node')} in "
         f"{_count(racks, 'rack')}, {_count(clusters, 'cluster')}; "
         f"layouts {', '.join(layout.name for layout in layouts)}"
     )
-    return [], summary
+    return report
 
 
 def _shared_keys(layouts: Sequence[Layout]) -> list[Problem]:

@@ -21,6 +21,8 @@ from typing import Any, Literal, get_args
 from console.audit import AuditEvent, AuditLog, EventDraft
 from console.audit_model import utc_now_iso
 from console.identity import Operator
+from console.incident_timeline import EntryLine, entry_link, merge
+from console.incident_timeline import TimelineItem as TimelineItem  # the screens read it here
 from console.sanitize import clean
 
 log = logging.getLogger(__name__)
@@ -65,45 +67,6 @@ class IncidentEntry:
     operator: str
     kind: str
     text: str
-
-
-@dataclass(frozen=True, slots=True)
-class TimelineItem:
-    """One line of an incident's timeline."""
-
-    ts: str
-    kind: str
-    """note, action, runbook step, approval, hand-off, open, close, or an audit phase."""
-    operator: str
-    text: str
-    source: Literal["incident", "audit"]
-    ref: int
-    """The entry id (``incident``) or the audit row id (``audit``)."""
-
-
-def _kind_of(ev: AuditEvent) -> str:
-    """How an audit row reads in a timeline."""
-    if "runbook" in ev.phase or ev.action.startswith("runbook"):
-        return "runbook step"
-    if ev.phase == "approval":
-        return "approval"
-    if ev.phase in ("intent", "result", "refused", "reconcile"):
-        return "action"
-    return ev.phase
-
-
-def _audit_text(ev: AuditEvent) -> str:
-    parts = [ev.action or ev.phase]
-    if ev.targets:
-        parts.append(",".join(ev.targets))
-    if ev.phase in ("intent", "refused", "reconcile"):
-        parts.append(ev.phase)
-    if ev.outcome:
-        parts.append(ev.outcome)
-    text = " ".join(parts)
-    if ev.detail:
-        text += f": {ev.detail}"
-    return text
 
 
 def _md(text: str) -> str:
@@ -273,7 +236,7 @@ class Incidents:
     # ------------------------------------------------------------------ entries
 
     def _add(
-        self, incident_id: int, kind: str, text: str
+        self, incident_id: int, kind: str, text: str, about: dict[str, Any] | None = None
     ) -> Callable[[sqlite3.Connection], tuple[IncidentEntry, EventDraft]]:
         text = text.strip()
         if kind not in ENTRY_KINDS:
@@ -294,17 +257,35 @@ class Incidents:
             row = conn.execute(
                 "SELECT * FROM incident_entries WHERE id = ?", (cur.lastrowid,)
             ).fetchone()
-            return self._entry(row), self._draft(incident, kind, text, kind=kind)
+            draft = self._draft(incident, kind, text, kind=kind, **(about or {}))
+            return self._entry(row), draft
 
         return change
 
-    async def add_entry(self, incident_id: int, kind: str, text: str) -> IncidentEntry:
+    async def add_entry(
+        self,
+        incident_id: int,
+        kind: str,
+        text: str,
+        *,
+        about_event: int | None = None,
+        about_action: str = "",
+    ) -> IncidentEntry:
         """Add a note, action, runbook step, approval or hand-off to an open incident.
+
+        ``about_event`` (an audit row id) or ``about_action`` (an action's uid) say
+        which recorded event the entry narrates: kept on the entry's own audit row,
+        so the timeline shows that event once when it merges the row in.
 
         Raises:
             IncidentError: unknown kind, empty text, no such incident or a closed one.
         """
-        entry, _ = await self.audit.commit_with_async(self._add(incident_id, kind, text))
+        about: dict[str, Any] = {}
+        if about_event is not None:
+            about["about_event"] = int(about_event)
+        if about_action:
+            about["about_action"] = str(about_action)
+        entry, _ = await self.audit.commit_with_async(self._add(incident_id, kind, text, about))
         return entry
 
     def handoff(self, incident_id: int, to_operator_note: str) -> IncidentEntry:
@@ -360,12 +341,18 @@ class Incidents:
             (opened, TimelineItem(incident.opened_at, "open", incident.opened_by, incident.title,
                                   "incident", 0)),
         ]  # fmt: skip
+        # Each entry with what it narrates (an audit row id, or an action's uid).
+        entries: list[EntryLine] = []
         for row in conn.execute(
-            "SELECT * FROM incident_entries WHERE incident_id = ? ORDER BY id", (incident_id,)
+            "SELECT ie.*, ev.params AS own_params FROM incident_entries ie "
+            "LEFT JOIN events ev ON ev.id = ie.audit_id "
+            "WHERE ie.incident_id = ? ORDER BY ie.id",
+            (incident_id,),
         ):
             e = self._entry(row)
             seq = row["audit_id"] or opened
-            items.append((seq, TimelineItem(e.ts, e.kind, e.operator, e.text, "incident", e.id)))
+            item = TimelineItem(e.ts, e.kind, e.operator, e.text, "incident", e.id)
+            entries.append(EntryLine(seq, item, *entry_link(row["own_params"])))
         # The record about the target while the incident was open: actions, runbook
         # and drill steps, approvals (also those tied to the incident by id). The
         # incident's own rows are the entries above, so incident.* rows are left out.
@@ -379,12 +366,8 @@ class Incidents:
             ") ORDER BY e.id DESC LIMIT ?",
             (opened, closed, closed, t, t, t, t, incident_id, TIMELINE_LIMIT),
         ).fetchall()
-        for row in rows:
-            ev = AuditEvent.from_row(row)
-            text = _audit_text(ev)
-            items.append(
-                (ev.id, TimelineItem(ev.ts, _kind_of(ev), ev.operator, text, "audit", ev.id))
-            )
+        # An entry about a row merged in here is that row's event: one line, not two.
+        items.extend(merge(entries, (AuditEvent.from_row(row) for row in rows)))
         if incident.closed_at:
             close = TimelineItem(
                 incident.closed_at,

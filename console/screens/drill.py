@@ -29,7 +29,7 @@ from console.plugin import Role
 from console.sanitize import clean
 from console.wizards.drill_desk import DrillDesk, desk_for
 from console.wizards.drill_model import Scenario
-from console.wizards.drill_view import preflight_lines
+from console.wizards.drill_view import confirm_text, preflight_lines
 
 if TYPE_CHECKING:  # pragma: no cover
     from console.action_plan import Plan
@@ -179,9 +179,7 @@ class DrillPreflightScreen(Screen[None]):
     @property
     def confirm_text(self) -> str:
         """What to type: the injection's own confirmation, or the scenario id."""
-        if self.plan is not None and self.plan.confirm_text is not None:
-            return self.plan.confirm_text
-        return self.run.scenario.id
+        return confirm_text(self.run, self.plan)
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Drill preflight · {self.run.scenario.id}", style="bold"))

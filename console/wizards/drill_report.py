@@ -8,6 +8,8 @@ read them without the TUI. Export as Markdown (for the DR review) or JSON.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -76,6 +78,10 @@ class DrillReport(_Rec):
     """How the RPO was measured: the newest surviving marker, how many survived."""
     deadman: str = ""
     """The dead man's switch: what was armed, and whether it was cancelled or left to fire."""
+    console_host: str = ""
+    """The host of the console process running the drill ("" in reports written before)."""
+    pid: int | None = None
+    """That process's id: an unfinished drill whose process still runs is running, not lost."""
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
@@ -192,6 +198,30 @@ class DrillSummary:
     rpo_target_s: float | None
     rpo_measured_s: float | None
     restored: bool | None
+    console_host: str = ""
+    pid: int | None = None
+    """The console process that ran (or runs) it, where recorded."""
+    running_pid: int | None = None
+    """Unfinished and its console process still runs on this host (judged when the
+    history was read): running in another console, not stopped mid-drill."""
+
+
+def running_pid(console_host: str, pid: int | None) -> int | None:
+    """``pid`` if that console process runs on this host now, else None (gone, or unknown).
+
+    Another host's process cannot be seen from here: unknown, so None. (A pid reused
+    by an unrelated process reads as alive: the same risk the ActionRunner's lease
+    release takes.)
+    """
+    if not console_host or not pid or pid <= 0 or console_host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # exists, another user's
+    return pid
 
 
 def drill_history(db_path: Path) -> list[DrillSummary]:
@@ -217,6 +247,9 @@ def drill_history(db_path: Path) -> list[DrillSummary]:
             rpo_target_s=r.rpo.target_s,
             rpo_measured_s=r.rpo.measured_s,
             restored=r.restored,
+            console_host=r.console_host,
+            pid=r.pid,
+            running_pid=None if r.ended else running_pid(r.console_host, r.pid),
         )
         for r in DrillStore(path).list()
     ]

@@ -26,6 +26,8 @@ Every step lands in the report's timeline; the report is saved at each step
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -83,6 +85,10 @@ class DrillRun(DrillSteps):
             started=iso(env.wall()),
             rto=Measure(name="RTO", target_s=scenario.targets.rto_s, measured_s=None),
             rpo=Measure(name="RPO", target_s=scenario.targets.rpo_s, measured_s=None),
+            # Which process runs it: a console starting while it runs is told "running in
+            # another console (pid N)", not "stopped mid-drill".
+            console_host=socket.gethostname(),
+            pid=os.getpid(),
         )
         names = {r.target for r in (*scenario.steady_state, *scenario.signals)}
         names |= {r.target for r in scenario.stop.watch}
@@ -98,8 +104,14 @@ class DrillRun(DrillSteps):
     # ------------------------------------------------------------------ public
 
     def abort(self, reason: str = "aborted by the operator") -> None:
-        """Ask the observation to stop now; the restore follows automatically."""
+        """Stop the drill: before the fault goes in, nothing is injected (a switch armed
+        is cancelled); after, the observation stops and the restore follows."""
         self._abort_requested = reason
+
+    async def refuse(self, reason: str) -> None:
+        """Record a drill refused before it ran (e.g. a wrong typed confirmation given on
+        the command line): one audit row; nothing ran, so no report."""
+        await self._audit("refused", reason)
 
     @property
     def elapsed(self) -> float | None:
@@ -128,7 +140,7 @@ class DrillRun(DrillSteps):
             refused = await self._preflight(typed)
             if refused is not None:
                 self.report.deviations.append(refused)
-                result = "refused"
+                result = "aborted" if self.abort_reason is not None else "refused"
                 return self.report
             self.injected_at = self.env.clock()
             self.fault_wall = self.env.wall()
@@ -168,12 +180,14 @@ class DrillRun(DrillSteps):
             if problem is not None:
                 return problem
         ok, text = await self._steady("preflight", self.scenario.preflight_timeout_s)
-        if not ok:
+        if not ok and self._abort_requested is None:
             return f"preflight: steady state does not hold: {text}"
-        if self.markers is not None:
+        if ok and self.markers is not None:
             problem = await self._warm_up()
             if problem is not None:
                 return problem
+        if self._abort_requested is not None:  # an abort during the preflight: nothing is in
+            return self._aborted_before_inject()
         try:
             plan = await self._plan(self.scenario.inject)
             if plan.confirm_text is not None and typed != plan.confirm_text:
@@ -182,6 +196,9 @@ class DrillRun(DrillSteps):
                 problem = await self._arm()
                 if problem is not None:
                     return problem
+            if self._abort_requested is not None:  # the last moment nothing is in yet
+                await self._cancel_deadman()
+                return self._aborted_before_inject()
             results = await self._execute("inject", plan, typed, self.operator)
         except ActionRefused as exc:
             return f"inject refused: {exc}"
@@ -190,11 +207,19 @@ class DrillRun(DrillSteps):
         self._inject_detail = "; ".join(f"{r.target.name}: {r.detail}" for r in bad)
         return None
 
+    def _aborted_before_inject(self) -> str:
+        assert self._abort_requested is not None
+        self.abort_reason = self._abort_requested
+        self._note(self.operator, "abort", f"{self.abort_reason}: nothing was injected")
+        return f"aborted before the fault went in: {self.abort_reason}"
+
     async def _steady(self, step: str, within_s: float) -> tuple[bool, str]:
         self._set_step(step)
         deadline = self.env.clock() + within_s
         failing: list[str] = []
         while True:
+            if step == "preflight" and self._abort_requested is not None:
+                return False, "aborted"  # waiting on the steady state: stop now
             await self.env.probe.refresh(self._names)
             failing = [
                 f"{ref.key}: {msg}"

@@ -86,6 +86,15 @@ def timeline_lines(run: DrillRun, limit: int = 8) -> list[str]:
     return [f"{e.at:6.1f}s {e.who:<8} {e.step:<10} {e.text}" for e in run.report.timeline[-limit:]]
 
 
+def confirm_text(run: DrillRun, plan: Plan | None) -> str:
+    """What the operator types to start a drill (the TUI and ``dcc drill run`` alike): the
+    injection's own confirmation (its blast radius: ``triton-inf01``, ``gpu[001-004]``),
+    or the scenario's id when the injection needs none."""
+    if plan is not None and plan.confirm_text is not None:
+        return plan.confirm_text
+    return run.scenario.id
+
+
 def preflight_lines(run: DrillRun, plan: Plan | None, problem: str | None) -> list[str]:
     """What the operator reads before typing the confirmation."""
     s: Scenario = run.scenario

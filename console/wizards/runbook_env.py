@@ -50,7 +50,15 @@ class Incidents(Protocol):
 
     def current_for(self, target: str) -> Any: ...
 
-    async def add_entry(self, incident_id: int, kind: str, text: str) -> Any: ...
+    async def add_entry(
+        self,
+        incident_id: int,
+        kind: str,
+        text: str,
+        *,
+        about_event: int | None = None,
+        about_action: str = "",
+    ) -> Any: ...
 
 
 async def maybe_await(value: Any) -> Any:
@@ -102,11 +110,17 @@ class IncidentLink:
         t = self.target
         return bool(t) and (name == t or name.startswith((f"{t}:", f"{t}/")))
 
-    async def add(self, name: str, kind: str, text: str) -> None:
+    async def add(
+        self, name: str, kind: str, text: str, *, event: int | None = None, action_uid: str = ""
+    ) -> None:
+        """An entry about ``event`` (the audit row it narrates) or the action ``action_uid``:
+        the timeline shows that event once, should it merge the row in as well."""
         if self.incidents is None or self.id is None or self.shows(name):
             return
         try:
-            await self.incidents.add_entry(self.id, kind, text[:1000])
+            await self.incidents.add_entry(
+                self.id, kind, text[:1000], about_event=event, about_action=action_uid
+            )
         except Exception:  # the audit log has it; the timeline is a convenience
             log.exception("could not add to incident %s", self.id)
 

@@ -238,10 +238,10 @@ class RunbookRun:
             self.alert,
             [s.id for s in self.runbook.steps],
         )
-        await self.audit("start", "", f"{self.runbook.title} on {self.target.name}"
-                         + (f" (alert: {self.alert})" if self.alert else ""))  # fmt: skip
+        ev = await self.audit("start", "", f"{self.runbook.title} on {self.target.name}"
+                              + (f" (alert: {self.alert})" if self.alert else ""))  # fmt: skip
         await self.timeline(
-            "runbook step", f"runbook {self.runbook.title!r} started on {self.target.name}"
+            "runbook step", f"runbook {self.runbook.title!r} started on {self.target.name}", ev
         )
         return await self._loop()
 
@@ -256,8 +256,8 @@ class RunbookRun:
         await self.incident.load_target()
         for sid, r in (await self.env.state.steps(self.id)).items():
             self.views[sid] = StepView(r.state, r.detail, r.answer, r.approval_id, r.attempts)
-        await self.audit("resume", "", f"continued by {self.operator}")
-        await self.timeline("runbook step", f"runbook {self.runbook.title!r} continued")
+        ev = await self.audit("resume", "", f"continued by {self.operator}")
+        await self.timeline("runbook step", f"runbook {self.runbook.title!r} continued", ev)
         return await self._loop()
 
     async def _take_lease(self) -> None:
@@ -327,16 +327,16 @@ class RunbookRun:
                     return True
             decision = await self._decision(step, out)
             if decision.kind == "retry":
-                await self.audit("retry", "", out.detail, step)
-                await self.timeline("runbook step", f"{step.label}: retry")
+                ev = await self.audit("retry", "", out.detail, step)
+                await self.timeline("runbook step", f"{step.label}: retry", ev)
                 out = None
                 continue
             if decision.kind == "bypass":
                 reason = decision.reason.strip()
                 await self.mark(step, "bypassed", f"bypassed: {reason}")
-                await self.audit("bypass", "bypassed", reason, step)
+                ev = await self.audit("bypass", "bypassed", reason, step)
                 await self.timeline(
-                    "runbook step", f"{step.label}: bypassed by {self.operator}: {reason}"
+                    "runbook step", f"{step.label}: bypassed by {self.operator}: {reason}", ev
                 )
                 return True
             self.reason = decision.reason.strip() or "aborted by the operator"
@@ -353,12 +353,12 @@ class RunbookRun:
             await self.audit("step.result", "skipped", out.detail, step)
         elif out.ok:
             await self.mark(step, "ok", out.detail, answer=out.answer)
-            await self.audit("step.result", "ok", out.detail, step)
-            await self.timeline("runbook step", f"✓ {step.label}: {out.detail}")
+            ev = await self.audit("step.result", "ok", out.detail, step)
+            await self.timeline("runbook step", f"✓ {step.label}: {out.detail}", ev)
         else:
             await self.mark(step, "failed", out.detail)
-            await self.audit("step.result", "failed", out.detail, step)
-            await self.timeline("runbook step", f"✗ {step.label}: {out.detail}")
+            ev = await self.audit("step.result", "failed", out.detail, step)
+            await self.timeline("runbook step", f"✗ {step.label}: {out.detail}", ev)
         return out
 
     async def _body(self, step: Step) -> StepOutcome:
@@ -437,9 +437,9 @@ class RunbookRun:
         self.live = None
         await self.env.state.set_status(self.id, "done" if status == "done" else "aborted", reason)
         outcome = "ok" if status == "done" else "aborted"
-        await self.audit("done" if status == "done" else "aborted", outcome, reason or status)
+        ev = await self.audit("done" if status == "done" else "aborted", outcome, reason or status)
         await self.timeline("runbook step", f"runbook {self.runbook.title!r} {status}"
-                            + (f": {reason}" if reason else ""))  # fmt: skip
+                            + (f": {reason}" if reason else ""), ev)  # fmt: skip
         self.changed()
         return status
 
@@ -474,7 +474,10 @@ class RunbookRun:
         await self.env.state.set_step(self.id, step.id, "running", "", keep_approval=False)
         self.views[step.id] = replace(self.views[step.id], approval_id=None)
 
-    async def audit(self, event: str, outcome: str, detail: str, step: Step | None = None) -> None:
+    async def audit(
+        self, event: str, outcome: str, detail: str, step: Step | None = None
+    ) -> int | None:
+        """Record a runbook event (phase ``runbook``); its audit row id, None if not written."""
         runner = self.env.runner
         params: dict[str, Any] = {"run": self.id, "runbook": self.runbook.id}
         if step is not None:
@@ -482,7 +485,7 @@ class RunbookRun:
         if self.incident.id is not None:
             params["incident"] = self.incident.id
         try:
-            await runner.audit.append_async(
+            row = await runner.audit.append_async(
                 "runbook",
                 action=f"runbook.{event}",
                 targets=[self.target.name],
@@ -494,10 +497,15 @@ class RunbookRun:
         except AuditWriteError as exc:
             log.error("%s", exc)
             runner.audit.write_fallback(exc.event)
+            return None
+        return row.id
 
-    async def timeline(self, kind: str, text: str) -> None:
-        """Add to the incident's timeline (``kind``: runbook step, action, note, approval)."""
-        await self.incident.add(self.target.name, kind, text)
+    async def timeline(
+        self, kind: str, text: str, event: int | None = None, action_uid: str = ""
+    ) -> None:
+        """Add to the incident's timeline (``kind``: runbook step, action, note, approval),
+        naming the audit row (``event``) or action (``action_uid``) the line is about."""
+        await self.incident.add(self.target.name, kind, text, event=event, action_uid=action_uid)
 
     def changed(self) -> None:
         if self.on_change is not None:

@@ -207,7 +207,7 @@ async def action_step(run: RunbookRun, step: Step) -> StepOutcome:
     )
     if result.outcome == "unknown":
         detail += ": verify the target before going on"
-    await run.timeline("action", detail)
+    await run.timeline("action", detail, action_uid=result.action_uid)
     return StepOutcome(result.outcome == "ok", detail)
 
 
@@ -227,8 +227,8 @@ async def note_step(run: RunbookRun, step: Step) -> StepOutcome:
     if step.answer and not answer:
         return fail("this note needs an answer")
     if step.answer:
-        await run.audit("note", "ok", answer, step)
-        await run.timeline("note", f"{step.label}: {answer}")
+        ev = await run.audit("note", "ok", answer, step)
+        await run.timeline("note", f"{step.label}: {answer}", ev)
         return StepOutcome(True, f"answered: {answer}", answer=answer)
     return StepOutcome(True, "acknowledged")
 
@@ -257,8 +257,8 @@ async def approval_step(run: RunbookRun, step: Step, subject: str, detail: str) 
         )
         approval_id = int(request.id)
         await run.mark(step, "running", f"approval #{approval_id} requested", approval=approval_id)
-        await run.audit("approval", "requested", f"#{approval_id}: {subject}", step)
-        await run.timeline("approval", f"{step.label}: approval #{approval_id} requested")
+        ev = await run.audit("approval", "requested", f"#{approval_id}: {subject}", step)
+        await run.timeline("approval", f"{step.label}: approval #{approval_id} requested", ev)
     run.waiting_for = f"approval #{approval_id} by another operator"
     run.changed()
     deadline = env.clock() + step.timeout_s
@@ -290,8 +290,8 @@ async def approval_step(run: RunbookRun, step: Step, subject: str, detail: str) 
             note = getattr(got, "note", None) or ""
             said = f"#{approval_id} {status}" + (f" by {by}" if by != "?" else "")
             said += f": {clean(str(note))}" if note else ""
-            await run.audit("approval", "ok" if status == "approved" else status, said, step)
-            await run.timeline("approval", f"{step.label}: approval {said}")
+            ev = await run.audit("approval", "ok" if status == "approved" else status, said, step)
+            await run.timeline("approval", f"{step.label}: approval {said}", ev)
             if status == "approved" and by not in ("?", run.operator):
                 return StepOutcome(True, f"approval {said}")
             await run.forget_approval(step)

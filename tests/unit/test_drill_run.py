@@ -367,3 +367,27 @@ async def test_a_drill_cancelled_mid_fault_still_restores_and_records_it(rig: Ri
     stored = rig.store.get(run.report.id)
     assert stored is not None and stored.result == "aborted" and stored.restored is True
     assert rig.audit.page()[0].outcome == "aborted"
+
+
+async def test_an_abort_during_the_preflight_injects_nothing_and_restores_nothing(
+    rig: Rig,
+) -> None:
+    # Ctrl-C on `dcc drill run` (or A in the console) while the preflight still runs.
+    run = rig.run()
+    run.on_change = lambda r: r.abort("interrupted (Ctrl-C)") if r.step == "preflight" else None
+    report = await run.run("primary")
+    assert report.result == "aborted" and report.restored is None
+    assert rig.world.stops == 0 and rig.world.starts == 0
+    assert report.deviations == ["aborted before the fault went in: interrupted (Ctrl-C)"]
+    (abort,) = [e for e in report.timeline if e.step == "abort"]
+    assert abort.who == "alice" and "nothing was injected" in abort.text
+    phases = [(r.phase, r.outcome) for r in rig.audit.page(newest_first=False)]
+    assert phases == [("drill", "started"), ("drill", "aborted")]
+
+
+async def test_the_report_names_the_console_process_that_runs_the_drill(rig: Rig) -> None:
+    import os
+    import socket
+
+    report = await rig.run().run("primary")
+    assert (report.console_host, report.pid) == (socket.gethostname(), os.getpid())

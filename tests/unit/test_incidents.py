@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from console.audit_model import utc_now_iso
 from console.cli import main
 from console.identity import Operator
 from console.incidents import IncidentError, Incidents
+from console.wizards.runbook_model import runbook_from_data
+from console.wizards.runbook_run import RunbookRun
+from tests.unit.test_runbook_run import Script, make_rig
 
 ALICE = Operator("alice", None, "/dev/pts/3", "jump1", 101)
 BOB = Operator("bob", None, "/dev/pts/4", "jump1", 202)
@@ -185,3 +189,78 @@ def test_an_audit_database_from_before_incidents_reads_as_empty(
     assert "no open incidents" in capsys.readouterr().out
     assert main(["--audit-db", str(db), "approvals", "list"]) == 0
     assert "no approval requests" in capsys.readouterr().out
+
+
+RUNBOOK_WITH_A_NOTE = {
+    "id": "rb",
+    "title": "Fix it",
+    "target_kind": "node",
+    "poll_s": 0.02,
+    "steps": [
+        {"id": "confirm", "check": "rbtest.ok", "expect": "fail", "timeout_s": 5},
+        {"id": "fix", "action": "rbtest.fix"},
+        {"id": "fixed", "check": "rbtest.ok", "timeout_s": 5},
+        {"id": "ticket", "note": "which ticket?", "answer": True},
+    ],
+}
+
+
+def table_rows(markdown: str) -> list[tuple[str, str]]:
+    """(kind, what) of each timeline row of an exported incident."""
+    rows = [line.split(" | ") for line in markdown.splitlines() if line.startswith("| 20")]
+    return [(cells[1], cells[3].removesuffix(" |")) for cells in rows]
+
+
+async def test_a_runbook_step_written_on_the_incident_shows_once_in_show_and_export(
+    tmp_path: Path, isolated_cli_state: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async for rig in make_rig(tmp_path):
+        incidents = rig.env.incidents
+        assert isinstance(incidents, Incidents)
+        inc = await incidents.open_incident_async("n01 keeps breaking", "n01")
+        await incidents.add_entry(inc.id, "note", "paged the owner")
+        target = rig.env.target("node", "n01")
+        assert target is not None
+        # Attached by id: the run writes each step on the incident as well as in its
+        # audit rows, which the timeline merges in (n01 is the incident's target).
+        run = RunbookRun(
+            runbook_from_data(RUNBOOK_WITH_A_NOTE), target, rig.env, Script(), incident_id=inc.id
+        )
+        assert await asyncio.wait_for(run.start(), 10) == "done"
+        written = [e for e in rig.runner.audit.page(newest_first=False) if e.phase == "incident"]
+        assert sum(1 for e in written if "about_event" in e.params) == 7  # start, 4 steps ...
+        assert sum(1 for e in written if "about_action" in e.params) == 1  # ... the fix
+
+        timeline = await incidents.timeline_async(inc.id)
+        about = [*rig.rows(run), *(e for e in rig.runner.audit.page() if e.action == "rbtest.fix")]
+        assert sorted(i.ref for i in timeline if i.source == "audit") == sorted(e.id for e in about)
+        assert [(i.kind, i.text) for i in timeline if i.source == "incident"] == [
+            ("open", "n01 keeps breaking"),
+            ("note", "paged the owner"),
+        ]
+        db = rig.db
+        args = ["--audit-db", str(db), "incident"]
+        assert main([*args, "show", str(inc.id)]) == 0
+        shown = capsys.readouterr().out
+        out = tmp_path / "incident.md"
+        assert main([*args, "export", str(inc.id), "--format", "md", "--output", str(out)]) == 0
+
+    for markdown in (shown, out.read_text()):
+        rows = table_rows(markdown)
+        assert len(rows) == len(timeline)
+
+        def once(kind: str, *needles: str, rows: list[tuple[str, str]] = rows) -> None:
+            found = [w for k, w in rows if k == kind and all(n in w for n in needles)]
+            assert len(found) == 1, (kind, needles, found)
+
+        once("runbook step", "Fix it", "start")
+        once("runbook step", "n01 shows the problem: n01 is broken")  # step confirm
+        once("action", "rbtest.fix n01", "fixed")  # step fix: the action's result
+        once("runbook step", "rbtest.fix n01: ok (fixed)")  # step fix: its result
+        once("runbook step", "rbtest.ok n01 holds: n01 is ok")  # step fixed
+        once("note", "answer to which ticket?")  # step ticket: the answer ...
+        once("runbook step", "answered: answer to which ticket?")  # ... and its result
+        once("runbook step", "done")
+        once("note", "paged the owner")
+        # The richer text is kept: the entry's where it says more than the row.
+        assert ("action", "rbtest.fix n01: ok (fixed)") in rows
