@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -107,8 +107,8 @@ class Target:
 # --------------------------------------------------------------------------- collectors
 
 
-class CollectContext(Protocol):
-    """What a collector may use. Given by the poller; transports are pooled."""
+class ReadContext(Protocol):
+    """What one read needs: a collector's run, or an action verifying through a collector."""
 
     @property
     def inventory(self) -> Inventory: ...
@@ -119,6 +119,16 @@ class CollectContext(Protocol):
     @property
     def config(self) -> Any:
         """The plugin's validated config section (its pydantic model instance)."""
+
+
+class CollectContext(ReadContext, Protocol):
+    """What a collector may use. Given by the poller; transports are pooled."""
+
+    @property
+    def memory(self) -> MutableMapping[str, Any]:
+        """What the plugin keeps between runs for as long as this poller (one session)
+        lives, shared by its collectors: the previous counter totals its rates need. A
+        new session starts empty; two sessions in one process never share it."""
 
 
 CollectFn = Callable[[CollectContext, Target], Awaitable[Sequence[Reading]]]

@@ -41,6 +41,8 @@ class _Context:
     inventory: Inventory
     transports: Transports
     config: Any
+    memory: dict[str, Any]
+    """The plugin's, for this poller's life (``CollectContext.memory``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +133,11 @@ class Poller:
 
     def _plan(self, collectors: Sequence[tuple[Plugin, CollectorSpec]]) -> list[Job]:
         jobs: list[Job] = []
+        memories: dict[str, dict[str, Any]] = {}
         for plugin, spec in collectors:
             config = self.inventory.plugin_configs.get(plugin.name)
-            ctx = _Context(self.inventory, self.transports, config)
+            memory = memories.setdefault(plugin.name, {})
+            ctx = _Context(self.inventory, self.transports, config, memory)
             try:
                 targets = list(spec.targets(self.inventory, config))
             except Exception as exc:  # a plugin bug must not stop the others

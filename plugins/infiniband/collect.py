@@ -31,12 +31,19 @@ from plugins.infiniband.parse_fabric import FabricPort
 
 log = logging.getLogger(__name__)
 
-_TRACKERS: dict[float, CounterTracker] = {}
 
+def tracker(ctx: CollectContext, source: str, window_s: float) -> CounterTracker:
+    """The session's tracker for one source (``ssh``, ``prometheus``) and rate window.
 
-def tracker(window_s: float) -> CounterTracker:
-    """One tracker per process and window: rates need the previous totals."""
-    return _TRACKERS.setdefault(window_s, CounterTracker(window_s))
+    Rates need the previous totals, so the tracker outlives a run: it lives in the
+    poller's memory for this plugin, as long as the session, and each source has its
+    own (a total from one is no baseline for the other).
+    """
+    key = f"counters:{source}:{window_s}"
+    found = ctx.memory.get(key)
+    if not isinstance(found, CounterTracker):
+        found = ctx.memory[key] = CounterTracker(window_s)
+    return found
 
 
 def port_target(node: str, port_key: str) -> str:
@@ -153,7 +160,8 @@ def node_readings(
     now: float,
     counters: CounterTracker | None = None,
 ) -> list[Reading]:
-    counters = counters or tracker(cfg.rate_window_s)
+    """A node's port readings; without the session's ``counters``, no rates (no baseline)."""
+    counters = counters if counters is not None else CounterTracker(cfg.rate_window_s)
     out: list[Reading] = []
     for port in dump.ports:
         out += port_readings(node, port, cfg, expected_gbps, now, counters)
@@ -186,7 +194,10 @@ async def collect_node(ctx: CollectContext, target: Target) -> Sequence[Reading]
             f"{result.stderr.strip()[:200] or 'no output'}"
         )
     expected = float(node.hardware.ib_rate_gbps) if node.hardware.ib_rate_gbps else None
-    return node_readings(node.name, dump, cfg, node.hardware.ib_ports, expected, time.time())
+    counters = tracker(ctx, "ssh", cfg.rate_window_s)
+    return node_readings(
+        node.name, dump, cfg, node.hardware.ib_ports, expected, time.time(), counters
+    )
 
 
 def fabric_readings(ports: Sequence[FabricPort], inventory: Any, now: float) -> list[Reading]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from console.plugin import Absent, CollectContext, FleetResult, Reading, Target, fleet_collector
 from console.sources.config import prom_client, uses_prometheus
 from console.sources.fleet import LIVE, Frame, NodeMatcher, PromPlan, fetch, group, liveness
-from plugins.infiniband.collect import port_target
+from plugins.infiniband.collect import port_target, tracker
 from plugins.infiniband.config import InfinibandConfig, as_config, ib_nodes
 from plugins.infiniband.health import SEVERITY_WORD, CounterTracker, judge, worst
 from plugins.infiniband.parse import ERROR_COUNTERS
@@ -78,13 +78,6 @@ PORT_METRICS = (
     *(f"infiniband.rate.{c}" for c in ERROR_COUNTERS),
 )
 NODE_METRICS = ("infiniband.ports_found", "infiniband.ports_active")
-
-_TRACKERS: dict[float, CounterTracker] = {}
-"""Separate from the direct path's: rates need this source's previous totals."""
-
-
-def tracker(window_s: float) -> CounterTracker:
-    return _TRACKERS.setdefault(window_s, CounterTracker(window_s))
 
 
 def prom_targets(inventory: Inventory, config: Any) -> Sequence[Target]:
@@ -155,7 +148,7 @@ def map_node_exporter(
 ) -> FleetResult:
     """Every target node's port readings from one refresh (pure but for the rate tracker)."""
     now = time.time() if now is None else now
-    counters = counters or tracker(cfg.rate_window_s)
+    counters = counters if counters is not None else CounterTracker(cfg.rate_window_s)
     wanted = [t.name for t in targets]
     matcher = NodeMatcher(inventory, PLAN.exporter, (), wanted)
     live, _ = liveness(frame.family(LIVE), matcher, KEYS)
@@ -235,7 +228,10 @@ async def collect_prom(ctx: CollectContext, targets: Sequence[Target]) -> FleetR
     """One refresh of every HCA port from Prometheus (one query per node_exporter family)."""
     cfg = as_config(ctx.config)
     frame = await fetch(prom_client(ctx), PLAN)
-    return map_node_exporter(frame, ctx.inventory, targets, cfg, stale_after=cfg.stale_after_s)
+    counters = tracker(ctx, "prometheus", cfg.rate_window_s)
+    return map_node_exporter(
+        frame, ctx.inventory, targets, cfg, stale_after=cfg.stale_after_s, counters=counters
+    )
 
 
 PROM_COLLECTOR = fleet_collector(

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from console.plugin import CollectContext, CollectorSpec, Reading, Target
+from console.plugin import CollectContext, CollectorSpec, ReadContext, Reading, Target
 from console.transports import TransportError
 from plugins.services.config import (
     ServiceCheck,
@@ -43,7 +43,7 @@ def _cfg(config: Any) -> ServicesConfig:
     return config if isinstance(config, ServicesConfig) else ServicesConfig()
 
 
-def _check(ctx: CollectContext, target: Target) -> ServiceCheck:
+def _check(ctx: ReadContext, target: Target) -> ServiceCheck:
     check = _cfg(ctx.config).get(target.name)
     if check is None:
         raise LookupError(f"no service check named {target.name!r} in the inventory")
@@ -140,7 +140,7 @@ def systemd_targets(inventory: Inventory, config: Any) -> Sequence[Target]:
 # --------------------------------------------------------------------------- HTTP
 
 
-async def collect_http(ctx: CollectContext, target: Target) -> Sequence[Reading]:
+async def collect_http(ctx: ReadContext, target: Target) -> Sequence[Reading]:
     """One request to the check's URL, judged by its catalogue entry."""
     check = _check(ctx, target)
     http = check.http

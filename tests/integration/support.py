@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -84,11 +84,13 @@ async def open_transports() -> AsyncIterator[Transports]:
 
 @dataclass(frozen=True)
 class CollectCtx:
-    """What a collector is given: the inventory, the transports and its plugin's config."""
+    """What a collector is given: the inventory, the transports, its plugin's config and memory."""
 
     inventory: Inventory
     transports: Any
     config: Any = None
+    memory: dict[str, Any] = field(default_factory=dict)
+    """The plugin's memory between runs (the poller keeps one per plugin and session)."""
 
 
 def ctx_for(inventory: Inventory, transports: Any, plugin_name: str | None = None) -> CollectCtx:

@@ -130,3 +130,38 @@ async def test_the_loop_runs_the_fleet_job_again_and_never_overlaps(transports: 
         await poller.stop()
     assert all(run == list(NODES) for run in fleet.runs)
     assert {s.target for s in store.collector_statuses()} == set(NODES)  # no "*" status
+
+
+async def test_a_plugins_memory_is_shared_by_its_collectors_and_private_to_its_poller(
+    transports: Transports,
+):
+    # Counter rates need the previous totals for as long as the session lives; two
+    # sessions in one process (two consoles in a test, a restarted session) never share.
+    seen: list[tuple[str, int]] = []
+
+    def remembering(name: str) -> Fleet:
+        class Remembering(Fleet):
+            async def __call__(self, ctx: CollectContext, chosen: Sequence[Target]) -> FleetResult:
+                ctx.memory[name] = ctx.memory.get(name, 0) + 1
+                seen.append((name, id(ctx.memory)))
+                return await super().__call__(ctx, chosen)
+
+        return Remembering()
+
+    inv = inventory_from_data({"site": {"name": "t"}})
+    specs = [
+        fleet_collector(f"t.{n}", targets, remembering(n), interval=0.05, timeout=2.0)
+        for n in ("a", "b")
+    ]
+    plugin = Plugin(name="t", description="test", collectors=tuple(specs))
+    first = Poller(Store(), inv, transports, [(plugin, s) for s in specs])
+    second = Poller(Store(), inv, transports, [(plugin, s) for s in specs])
+    await first.poll_once()
+    await first.poll_once()
+    await second.poll_once()
+    first_ids = {i for _, i in seen[:4]}
+    second_ids = {i for _, i in seen[4:]}
+    assert len(first_ids) == 1 and len(second_ids) == 1  # one mapping per plugin and poller
+    assert first_ids != second_ids
+    assert first.jobs[0].context.memory == {"a": 2, "b": 2}
+    assert second.jobs[0].context.memory == {"a": 1, "b": 1}
