@@ -8,7 +8,8 @@ the CLI and tests. ``append`` returns only after the row is committed with
 side effect" rests on.
 
 The chain itself (hashing and verification) is in ``console.audit_chain``;
-file permissions in ``console.audit_files``; leases in ``console.audit_leases``.
+file permissions in ``console.audit_files``; leases in ``console.audit_leases``;
+the tables and their migrations in ``console.audit_schema``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from console.audit_model import (
     utc_now_iso,
 )
 from console.audit_query import QueryMixin
-from console.audit_tables import m003_approvals, m004_incidents
+from console.audit_schema import migrate
 from console.identity import Operator
 from console.redact import redact
 
@@ -69,53 +70,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-# Named migrations, applied once each, in order (sqlite-utils style).
-def _m001_events(db: sqlite_utils.Database) -> None:
-    db.table("events").create(
-        {
-            "id": int,
-            "ts": str,
-            "operator": str,
-            "ssh_client": str,
-            "tty": str,
-            "console_host": str,
-            "pid": int,
-            "action_uid": str,
-            "action": str,
-            "targets": str,
-            "params": str,
-            "phase": str,
-            "outcome": str,
-            "duration_ms": int,
-            "detail": str,
-            "prev_hash": str,
-            "hash": str,
-        },
-        pk="id",
-        not_null={"ts", "phase", "prev_hash", "hash"},
-        if_not_exists=True,
-    )
-    db.table("events").create_index(["action_uid", "phase"], if_not_exists=True)
-    db.table("events").create_index(["phase"], if_not_exists=True)
-
-
-def _m002_leases(db: sqlite_utils.Database) -> None:
-    db.table("leases").create(
-        {"target": str, "holder": str, "acquired_at": float, "expires_at": float},
-        pk="target",
-        not_null={"holder", "expires_at"},
-        if_not_exists=True,
-    )
-
-
-MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
-    ("001_events", _m001_events),
-    ("002_leases", _m002_leases),
-    ("003_approvals", m003_approvals),
-    ("004_incidents", m004_incidents),
-)
 
 
 class AuditLog(QueryMixin, LeaseMixin):
@@ -200,7 +154,7 @@ class AuditLog(QueryMixin, LeaseMixin):
                 self._conn = conn
                 self._db = sqlite_utils.Database(conn)
                 if not self.readonly:
-                    self._migrate()
+                    migrate(conn, self._db)
         except sqlite3.Error as exc:
             raise AuditError(f"cannot open the audit database {self.path}: {exc}") from exc
         if not self.readonly:
@@ -208,27 +162,6 @@ class AuditLog(QueryMixin, LeaseMixin):
                 make_private(f)
         for f in self._files():
             check_private(f)
-
-    def _migrate(self) -> None:
-        conn, db = self._require()
-        conn.execute("BEGIN IMMEDIATE")  # two consoles starting at once migrate once
-        try:
-            db.table("_migrations").create(
-                {"name": str, "applied_at": str}, pk="name", if_not_exists=True
-            )
-            done = {r["name"] for r in db.query("SELECT name FROM _migrations")}
-            for name, fn in MIGRATIONS:
-                if name not in done:
-                    fn(db)
-                    conn.execute(
-                        "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
-                        (name, utc_now_iso()),
-                    )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
     def pragma(self, name: str) -> Any:
         """Read a PRAGMA back (``synchronous``, ``journal_mode``, ``busy_timeout``)."""

@@ -4,7 +4,7 @@ They are state, not the record: every change to them is committed together
 with a hash-chained row in ``events`` (``AuditLog.commit_with_async``), so
 the chain says who requested, decided, noted and handed off what, even if
 someone later edits these tables by hand. Applied through the audit log's
-named migrations (``console.audit.MIGRATIONS``), once each, in order.
+named migrations (``console.audit_schema.MIGRATIONS``), once each, in order.
 """
 
 from __future__ import annotations

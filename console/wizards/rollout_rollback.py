@@ -23,6 +23,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
+from console.wizards.rollout_node import post_checks, resume_checks, run_steps, schedulers
 from console.wizards.rollout_steps import StepResult, change_action, run_action
 
 ROLLBACK_STEPS = ("rb_drain", "rb_change", "rb_post_check", "rb_resume", "rb_resume_check")
@@ -40,11 +41,11 @@ def _steps(run: RolloutRunner, node: str) -> list[tuple[str, Callable[[], Awaita
         return await run_action(run.runner, spec, node, inputs)
 
     return [
-        ("rb_drain", lambda: run._schedulers(node, "drain")),
+        ("rb_drain", lambda: schedulers(run, node, "drain")),
         ("rb_change", change),
-        ("rb_post_check", lambda: run._post_checks(node, settle=True)),
-        ("rb_resume", lambda: run._schedulers(node, "resume")),
-        ("rb_resume_check", lambda: run._resume_checks(node)),
+        ("rb_post_check", lambda: post_checks(run, node, settle=True)),
+        ("rb_resume", lambda: schedulers(run, node, "resume")),
+        ("rb_resume_check", lambda: resume_checks(run, node)),
     ]
 
 
@@ -61,7 +62,9 @@ async def rollback_node(run: RolloutRunner, node: str) -> StepResult:
     """Undo the change on one node, check it and return it to service (audited)."""
     await _refuse_without_rollback(run)
     run._steps = await run.state.steps(run.id)
-    result = await run.run_steps(node, _steps(run, node), "rolled back and in service", ROLLED_BACK)
+    result = await run_steps(
+        run, node, _steps(run, node), "rolled back and in service", ROLLED_BACK
+    )
     await run._audit(
         "rollback",
         [node],
@@ -123,7 +126,7 @@ async def execute_rollback(run: RolloutRunner) -> str:
             await run.state.set_node(run.id, node, "running", "rolling back")
         await asyncio.gather(
             *(
-                run.run_steps(n, _steps(run, n), "rolled back and in service", ROLLED_BACK)
+                run_steps(run, n, _steps(run, n), "rolled back and in service", ROLLED_BACK)
                 for n in todo
             )
         )

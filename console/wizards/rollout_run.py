@@ -15,7 +15,8 @@ running it again; a drain or resume is safe to repeat and runs again).
 
 Every change goes through the ActionRunner; rollout events (start, node
 outcome, gate, operator choices, verifications) are audit rows of phase
-``rollout``. Rolling back completed waves is in ``rollout_rollback``.
+``rollout``. One node's steps are in ``rollout_node``; rolling back completed
+waves is in ``rollout_rollback``.
 """
 
 from __future__ import annotations
@@ -33,20 +34,16 @@ from console.audit import AuditWriteError
 from console.plugin import ActionSpec, CheckSpec, Role
 from console.wizards import rollout_choices as choices
 from console.wizards.rollout_model import CheckRef
+from console.wizards.rollout_node import run_node
 from console.wizards.rollout_plan import Plan, gate_verdict
-from console.wizards.rollout_progress import STEP_NAMES
 from console.wizards.rollout_state import FINISHED, RolloutState, StepRow
 from console.wizards.rollout_steps import (
-    DRAINED_CHECKS,
     Refresh,
     StepResult,
     TargetMap,
-    change_action,
     check_nodes,
     evaluate,
     release_dead_leases,
-    run_action,
-    scheduler_actions,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,11 +52,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-
-FORWARD_STEPS = ("pre_check", "drain", "change", "post_check", "resume", "resume_check")
-ROLLBACK_STEPS = ("rb_drain", "rb_change", "rb_post_check", "rb_resume", "rb_resume_check")
-
-STEP_LABELS = STEP_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +349,7 @@ class RolloutRunner:
                     return await self._finish("aborted", self.abort_reason)
                 await self.state.set_status(self.id, "running")
                 await self._audit("approve", list(todo), "ok", f"{wave.label} approved")
-            await asyncio.gather(*(self._node(n) for n in todo))
+            await asyncio.gather(*(run_node(self, n) for n in todo))
             verdict = await self._gate(wave.index)
             if verdict is not None:
                 await self.state.set_gate(
@@ -402,126 +394,3 @@ class RolloutRunner:
             if failing:
                 return f"{node} was changed and is no longer healthy: {'; '.join(failing)}"
         return None
-
-    # ------------------------------------------------------------------ one node
-
-    async def _node(self, node: str) -> None:
-        await self.state.set_node(self.id, node, "running")
-        steps: list[tuple[str, Callable[[], Awaitable[StepResult]]]] = [
-            ("pre_check", lambda: self._pre_checks(node)),
-            ("drain", lambda: self._schedulers(node, "drain")),
-            ("change", lambda: self._change(node)),
-            ("post_check", lambda: self._post_checks(node, settle=True)),
-            ("resume", lambda: self._schedulers(node, "resume")),
-            ("resume_check", lambda: self._resume_checks(node)),
-        ]
-        await self.run_steps(node, steps, "changed, checked and back in service", "done")
-
-    async def run_steps(
-        self,
-        node: str,
-        steps: Sequence[tuple[str, Callable[[], Awaitable[StepResult]]]],
-        success: str,
-        final: str,
-    ) -> StepResult:
-        """Run a node's pipeline step by step (durably); record and audit the outcome."""
-        for name, run in steps:
-            if self.abort_reason is not None:
-                await self.state.set_node(self.id, node, "pending", f"aborted before {name}")
-                return StepResult(False, f"aborted before {name}")
-            result = await self._step(node, name, run)
-            if not result.ok:
-                label = STEP_LABELS.get(name, name)
-                detail = f"{label} failed: {result.detail}"
-                await self.state.set_node(self.id, node, "failed", detail + _tail(result.output))
-                await self._audit("node", [node], "failed", detail + _tail(result.output))
-                self.current[node] = f"failed at {label}"
-                return StepResult(False, detail, result.output)
-        await self.state.set_node(self.id, node, final)  # type: ignore[arg-type]
-        await self._audit("node", [node], "ok", success)
-        self.current[node] = final.replace("_", " ")
-        return StepResult(True, success)
-
-    async def _step(
-        self, node: str, name: str, run: Callable[[], Awaitable[StepResult]]
-    ) -> StepResult:
-        prior = self._steps.get((node, name))
-        if prior is not None and prior.state == "done":
-            return StepResult(True, f"already done: {prior.detail}")  # never repeated
-        self.current[node] = STEP_LABELS.get(name, name)
-        self._emit("step", [node], "", self.current[node])
-        await self.state.set_step(self.id, node, name, "started")
-        result = await run()
-        await self.state.set_step(
-            self.id, node, name, "done" if result.ok else "failed", result.detail
-        )
-        self._steps[(node, name)] = StepRow(
-            node, name, "done" if result.ok else "failed", result.detail
-        )
-        return result
-
-    async def _pre_checks(self, node: str) -> StepResult:
-        refs = self.doc.pre_checks
-        if not refs:
-            return StepResult(True, "no pre-checks")
-        # Two polls' grace: a reading that failed once (a dropped connection) is read
-        # again, but a node that is not healthy halts within seconds, untouched.
-        limit = min(self.doc.check_timeout_s, 2 * self.doc.poll_s)
-        result = await self._until(node, refs, limit)
-        if not result.ok:
-            return StepResult(False, result.detail + " (node not touched)")
-        return StepResult(True, "pre-checks pass")
-
-    async def _schedulers(self, node: str, verb: str) -> StepResult:
-        if verb == "drain" and not self.doc.drain.enabled:
-            return StepResult(True, "drain disabled by the rollout")
-        reason = self.doc.drain.reason.replace("{name}", self.doc.name)
-        wait = self.doc.drain.wait_jobs_s
-        todo = scheduler_actions(self.plan.domains(node), verb, reason, wait)
-        details = []
-        for action_id, inputs in todo:
-            spec = self.actions.get(action_id)
-            if spec is None:
-                return StepResult(False, f"cannot {verb}: action {action_id} is not installed")
-            result = await run_action(self.runner, spec, node, inputs)
-            if not result.ok:
-                return result
-            details.append(result.detail)
-            drained = DRAINED_CHECKS.get(action_id)
-            if verb == "drain" and drained is not None and drained in self.checks:
-                waited = await self._until(node, [drained], wait)
-                if not waited.ok:
-                    return StepResult(False, f"jobs still running: {waited.detail}")
-        return StepResult(True, "; ".join(details) or f"no scheduler to {verb}")
-
-    async def _change(self, node: str) -> StepResult:
-        spec, inputs = change_action(self.doc.change, self.actions)
-        return await run_action(self.runner, spec, node, inputs)
-
-    async def _post_checks(self, node: str, settle: bool = False) -> StepResult:
-        if settle and self.doc.settle_s:
-            self.current[node] = f"post-check (settle {self.doc.settle_s:g}s)"
-            await self.sleep(self.doc.settle_s)
-        return await self._until(node, self.doc.post_checks, self.doc.check_timeout_s)
-
-    async def _resume_checks(self, node: str) -> StepResult:
-        if not self.doc.resume_checks:
-            return StepResult(True, "no resume checks")
-        return await self._until(node, self.doc.resume_checks, self.doc.check_timeout_s)
-
-    async def _until(self, node: str, refs: Sequence[CheckRef], limit: float) -> StepResult:
-        """Poll the node and evaluate ``refs`` until they pass or ``limit`` seconds pass."""
-        deadline = self.clock() + limit
-        extra = check_nodes(refs, self.checks, self.targets)
-        while True:
-            await self.refresh([node, *extra])
-            failing = evaluate(self.runner.store, self.checks, refs, node, self.targets)
-            if not failing:
-                return StepResult(True, "checks pass")
-            if self.clock() >= deadline or self.abort_reason is not None:
-                return StepResult(False, "; ".join(failing))
-            await self.sleep(min(self.doc.poll_s, max(0.0, deadline - self.clock())))
-
-
-def _tail(output: str) -> str:
-    return f"\n{output[-1000:]}" if output else ""

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from console.approvals import ApprovalRefused
+from console.wizards.rollout_node import post_checks
 from console.wizards.rollout_progress import STEP_NAMES
 from console.wizards.rollout_state import StepRow
 from console.wizards.rollout_steps import change_action
@@ -144,7 +145,7 @@ async def verify_in_flight(run: RolloutRunner) -> None:
         else:
             run.current[node] = f"verify {label} (outcome unknown)"
             run._emit("step", [node], "", run.current[node])
-            result = await run._post_checks(node)
+            result = await post_checks(run, node)
             ok = result.ok
             detail = "outcome unknown after a restart; " + (
                 "post-checks pass" if ok else f"not verified: {result.detail}"

@@ -1,7 +1,8 @@
 """The runbook engine: runs a runbook's steps on one target, durable and audited.
 
-Per step: record ``running`` (audited ``runbook.step.start``) -> the step's body
-(``console.wizards.runbook_steps``) -> record the result (``runbook.step.result``).
+Per step (``console.wizards.runbook_exec``): record ``running`` (audited
+``runbook.step.start``) -> the step's body (``console.wizards.runbook_steps``) ->
+record the result (``runbook.step.result``).
 A failed step waits for the operator: **retry** (runs it again), **bypass** with a
 reason (goes on; an approval cannot be bypassed), or **abort** -- each choice is an
 audit row (``runbook.retry``/``bypass``/``abort``). While a check or an approval is
@@ -27,26 +28,16 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from console.action_plan import Plan
 from console.audit import AuditWriteError
 from console.plugin import Role, Target
 from console.wizards.runbook_env import IncidentLink, RunbookEnv
-from console.wizards.runbook_model import Runbook, Step, render
+from console.wizards.runbook_exec import run_step
+from console.wizards.runbook_model import Runbook, Step
 from console.wizards.runbook_state import FINISHED_STEP, RunRow, StepState
-from console.wizards.runbook_steps import (
-    Decision,
-    LiveCheck,
-    StepOutcome,
-    action_step,
-    approval_step,
-    check_step,
-    note_step,
-)
-
-if TYPE_CHECKING:  # pragma: no cover
-    from console.inventory.model import Node
+from console.wizards.runbook_steps import Decision, LiveCheck
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +282,7 @@ class RunbookRun:
                 if self.views[step.id].state in FINISHED_STEP:
                     continue
                 self.current = step.id
-                if not await self._do(step):
+                if not await run_step(self, step):
                     return await self._finish("aborted", self.reason or "aborted by the operator")
             self.current = None
             return await self._finish("done", "")
@@ -308,128 +299,6 @@ class RunbookRun:
         await self.env.state.set_status(self.id, "paused", f"left at step {self.current}")
         await self.audit("paused", "", f"left at step {self.current}: continue it later")
         self.changed()
-
-    async def _do(self, step: Step) -> bool:
-        """Run one step until it is ok, skipped or bypassed (True) or aborted (False)."""
-        prior = self.views[step.id]
-        out: StepOutcome | None = None
-        if prior.state == "executing":
-            why = "the console stopped while this action ran: its outcome is unknown"
-            out = StepOutcome(False, f"{why}. Look at the target, then retry, bypass or abort")
-            await self.mark(step, "failed", out.detail)
-            await self.audit("step.result", "unknown", out.detail, step)
-        elif prior.state == "failed":
-            out = StepOutcome(False, prior.detail, can_bypass=step.kind != "approval")
-        while True:
-            if out is None:
-                out = await self._attempt(step)
-                if out.ok or out.skipped:
-                    return True
-            decision = await self._decision(step, out)
-            if decision.kind == "retry":
-                ev = await self.audit("retry", "", out.detail, step)
-                await self.timeline("runbook step", f"{step.label}: retry", ev)
-                out = None
-                continue
-            if decision.kind == "bypass":
-                reason = decision.reason.strip()
-                await self.mark(step, "bypassed", f"bypassed: {reason}")
-                ev = await self.audit("bypass", "bypassed", reason, step)
-                await self.timeline(
-                    "runbook step", f"{step.label}: bypassed by {self.operator}: {reason}", ev
-                )
-                return True
-            self.reason = decision.reason.strip() or "aborted by the operator"
-            await self.audit("abort", "aborted", self.reason, step)
-            return False
-
-    async def _attempt(self, step: Step) -> StepOutcome:
-        self.live, self.preview, self.warnings, self.failure = None, (), (), ""
-        await self.mark(step, "running", "", attempt=True)
-        await self.audit("step.start", "", f"{step.kind} {step.label}", step)
-        out = await self._body(step)
-        if out.skipped:
-            await self.mark(step, "skipped", out.detail)
-            await self.audit("step.result", "skipped", out.detail, step)
-        elif out.ok:
-            await self.mark(step, "ok", out.detail, answer=out.answer)
-            ev = await self.audit("step.result", "ok", out.detail, step)
-            await self.timeline("runbook step", f"✓ {step.label}: {out.detail}", ev)
-        else:
-            await self.mark(step, "failed", out.detail)
-            ev = await self.audit("step.result", "failed", out.detail, step)
-            await self.timeline("runbook step", f"✗ {step.label}: {out.detail}", ev)
-        return out
-
-    async def _body(self, step: Step) -> StepOutcome:
-        if step.if_cluster is not None:
-            node = self._step_node(step)
-            member = getattr(node.clusters, step.if_cluster, None) if node else None
-            if not member:
-                where = node.name if node else self.target.name
-                return StepOutcome(
-                    False, f"{where} is in no {step.if_cluster} cluster", skipped=True
-                )
-        if step.two_person and step.kind != "action":
-            subject = f"{self.runbook.title} on {self.target.name}: {step.label}"
-            approved = await approval_step(
-                self, step, subject, render(step.note or "", self.values())
-            )
-            if not approved.ok:
-                return approved
-        try:
-            if step.kind == "check":
-                return await check_step(self, step)
-            if step.kind == "action":
-                return await action_step(self, step)
-            if step.kind == "note":
-                return await note_step(self, step)
-            assert step.approval is not None
-            return await approval_step(
-                self, step, render(step.approval, self.values()), self._approval_detail()
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug in a step must leave the run to the operator
-            log.exception("runbook step %s failed", step.id)
-            return StepOutcome(False, f"{type(exc).__name__}: {exc}",
-                               can_bypass=step.kind != "approval")  # fmt: skip
-
-    def _step_node(self, step: Step) -> Node | None:
-        """The node a step acts on: its own target's, else the run's target's."""
-        if step.target is not None:
-            name = render(step.target, self.values())
-            found = self.env.inventory.nodes.get(name)
-            if found is not None:
-                return found
-        return self.env.node_of(self.target)
-
-    def _approval_detail(self) -> str:
-        done = [f"{s.id}: {self.views[s.id].state} {self.views[s.id].detail}".strip()
-                for s in self.runbook.steps if self.views[s.id].state != "pending"]  # fmt: skip
-        return f"runbook {self.runbook.id} on {self.target.name}, run {self.id}\n" + "\n".join(done)
-
-    async def _decision(self, step: Step, out: StepOutcome) -> Decision:
-        """The operator's choice for a failed step; refusals are audited and asked again."""
-        self.failure, self.can_bypass = out.detail, out.can_bypass
-        decision = out.decision
-        while True:
-            if decision is None:
-                self.waiting_for = "decision"
-                self.changed()
-                decision = await self.driver.decide(self, step, out.detail, out.can_bypass)
-                self.waiting_for = ""
-            problem = None
-            if decision.kind == "bypass" and not out.can_bypass:
-                problem = f"{step.label} cannot be bypassed: retry it or abort"
-            elif decision.kind == "bypass" and not decision.reason.strip():
-                problem = "a bypass needs a reason"
-            if problem is None:
-                self.failure, self.notice = "", ""
-                return decision
-            self.notice = problem
-            await self.audit("refused", "refused", problem, step)
-            decision = None
 
     async def _finish(self, status: str, reason: str) -> str:
         self.status = status
