@@ -148,8 +148,9 @@ class Poller:
                 if targets:
                     job = Job(plugin, spec, Target("fleet", "*"), ctx, tuple(targets))
                     jobs.append(job)
+                    interval = job.interval  # walks every target: once
                     for target in targets:
-                        self.store.status(spec.id, target.name, job.interval)
+                        self.store.status(spec.id, target.name, interval)
                 continue
             for target in targets:
                 job = Job(plugin, spec, target, ctx)
@@ -203,7 +204,8 @@ class Poller:
         if spec.id in self._fleet_running:
             return False
         self._fleet_running.add(spec.id)
-        statuses = [self.store.status(spec.id, t.name, job.interval) for t in job.targets]
+        interval = job.interval  # a walk over every target: once, not once per target
+        statuses = [self.store.status(spec.id, t.name, interval) for t in job.targets]
         for st in statuses:
             st.running = True
         error: str | None = None
@@ -237,7 +239,7 @@ class Poller:
         if absent:
             self.store.put(absent)
         errors = {t.name: error or result.errors.get(t.name) for t in job.targets}
-        self.store.record_attempts(spec.id, errors, job.interval)
+        self.store.record_attempts(spec.id, errors, interval)
         self._fleet_failures[spec.id] = (
             0 if error is None else self._fleet_failures.get(spec.id, 0) + 1
         )
