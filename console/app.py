@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from console.options import LaunchOptions
     from console.plugin import ActionSpec, PaneSpec, Target
     from console.session import Session
+    from console.store import Store
     from console.widgets.layout_view import LayoutView
     from console.widgets.line_table import LineTable
     from console.widgets.pane import NodeFilter, PaneContext
@@ -42,6 +44,9 @@ log = logging.getLogger(__name__)
 REFRESH_S = 0.5
 """The UI redraws at most this often, however fast readings arrive (and not at all while
 nothing changes: an idle console wakes up for nothing)."""
+AGE_REDRAW_S = 5.0
+"""Without any change, the panes are redrawn when their data turns stale, then at most
+this often while an age shown grows."""
 QUIT_AGAIN_S = 5.0
 """A second q within this long quits although a rollout or drill is running."""
 HANGUP_GRACE_S = 30.0
@@ -86,6 +91,7 @@ class DcConsoleApp(App[int]):
         self.node_filter: NodeFilter | None = None
         self._dirty = False
         self._refresh_timer: Timer | None = None
+        self._age_timer: Timer | None = None
         self._refreshing = False
         self._last_refresh = -REFRESH_S
         self._hanging_up = False
@@ -254,6 +260,21 @@ class DcConsoleApp(App[int]):
         self._refresh_timer = None
         self._refresh_panes()
 
+    def _age_refresh(self) -> None:
+        self._age_timer = None
+        self._dirty = True  # nothing changed but the clock: the panes judge their ages again
+        self._refresh_panes()
+
+    def _schedule_age_refresh(self, store: Store) -> None:
+        if self._age_timer is not None:
+            self._age_timer.stop()
+            self._age_timer = None
+        when = store.next_status_change()
+        if when != math.inf:
+            # At the moment a target turns stale; a growing age, every AGE_REDRAW_S.
+            wait = max(when - store.now(), AGE_REDRAW_S)
+            self._age_timer = self.set_timer(wait, self._age_refresh, name="ages")
+
     def _refresh_panes(self) -> None:
         if not self._dirty or self.session is None:
             return
@@ -271,6 +292,7 @@ class DcConsoleApp(App[int]):
                 header.set_state(alerts=(crit, len(alerts) - crit))
             if self.layout_view is not None:
                 self.layout_view.data_changed()
+            self._schedule_age_refresh(session.store)
         finally:
             self._refreshing = False
             self._dirty = False

@@ -441,6 +441,22 @@ class Store:
         self._pane_status_memo[key] = (self._status_version, now, valid_until, status)
         return status
 
+    def now(self) -> float:
+        """The Store's clock (wall time; tests move it)."""
+        return self._clock()
+
+    def next_status_change(self) -> float:
+        """When a pane status judged since the last attempt changes by the clock alone (a
+        target turning stale, a stale age to update); ``inf`` when none will.
+
+        The console redraws when the Store changes; this is when it must redraw although
+        nothing changed (the poller stopped: the panes must say stale, not stay "ok").
+        """
+        version = self._status_version
+        return min(
+            (m[2] for m in self._pane_status_memo.values() if m[0] == version), default=math.inf
+        )
+
     def _pane_status(
         self, collectors: Iterable[str], targets: Iterable[str] | None, now: float
     ) -> tuple[PaneStatus, float]:

@@ -56,7 +56,9 @@ def node_readings(node: str, rng: random.Random) -> list[Reading]:
     return fast_readings(node, parse_query_csv(smi_csv(node, rng)), "ssh")
 
 
-def fleet_session(nodes: int, *, layout: str = "gpu", seed: int = 0) -> Session:
+def fleet_session(
+    nodes: int, *, layout: str = "gpu", seed: int = 0, interval: float = 10.0
+) -> Session:
     """A session over ``nodes`` GPU servers whose Store holds one fast read of each."""
     registry = discover()
     inventory = apply_plugin_configs(
@@ -68,8 +70,8 @@ def fleet_session(nodes: int, *, layout: str = "gpu", seed: int = 0) -> Session:
     for name in inventory.nodes:
         for _ in range(3):  # a little history, as after half a minute of polling
             store.put(node_readings(name, rng))
-        store.record_attempt(FAST, name, 10.0, None)
-        store.record_attempt(FULL, name, 60.0, None)
+        store.record_attempt(FAST, name, interval, None)
+        store.record_attempt(FULL, name, 6 * interval, None)
     options = LaunchOptions(inventory=None, layout=layout, poll=False)
     session = Session(inventory=inventory, registry=registry, store=store, options=options)
     session.refresh_alerts()

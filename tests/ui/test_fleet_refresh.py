@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
+import pytest
+
+import console.app as app_module
 from console.app import DcConsoleApp
 from console.widgets.pane import Pane
 from plugins.gpu.panes import GpuGridPane
@@ -59,3 +63,45 @@ async def test_a_pane_whose_title_is_set_to_the_same_text_is_not_repainted() -> 
             assert pane.border_title == "something else"
         finally:
             Pane.refresh = original  # type: ignore[method-assign]
+
+
+async def test_an_idle_console_does_not_redraw_and_a_change_is_shown_within_half_a_second() -> None:
+    session = fleet_session(4, layout="gpu")
+    app = DcConsoleApp(session.options, session=session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _attached(app, pilot)
+        view = app.layout_view
+        assert view is not None
+        redraws = 0
+        original = view.data_changed
+
+        def counting() -> None:
+            nonlocal redraws
+            redraws += 1
+            original()
+
+        view.data_changed = counting  # type: ignore[method-assign]
+        await pilot.pause(1.2)
+        assert redraws == 0  # nothing changed: no wake-up, no redraw
+        touch(session, ["gpu0002"], random.Random(5))
+        await pilot.pause(0.7)
+        assert redraws == 1  # the change, shown at the refresh pace
+
+
+async def test_panes_turn_stale_by_the_clock_alone_when_nothing_is_collected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The poller stopped (or hangs): nothing changes in the Store, yet the panes must
+    # stop saying "ok" once their data is older than three intervals.
+    monkeypatch.setattr(app_module, "AGE_REDRAW_S", 0.2)
+    session = fleet_session(4, layout="gpu", interval=0.1)
+    app = DcConsoleApp(session.options, session=session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _attached(app, pilot)
+        pane = app.query_one(GpuGridPane)
+        assert pane.status.state == "ok"
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while pane.status.state != "stale":
+            assert asyncio.get_running_loop().time() < deadline, pane.status
+            await pilot.pause(0.1)
+        assert "stale" in str(pane.border_subtitle)

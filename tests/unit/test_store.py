@@ -463,3 +463,19 @@ def test_history_is_long_only_for_the_metrics_named_long() -> None:
     assert len(long) == HISTORY_LEN
     assert len(short) == SHORT_HISTORY_LEN
     assert short == long[-SHORT_HISTORY_LEN:]  # the same newest samples
+
+
+def test_the_next_status_change_is_when_the_first_target_turns_stale() -> None:
+    clock = FakeClock()
+    store = Store(clock=clock)
+    assert store.next_status_change() == math.inf  # nothing judged yet
+    store.record_attempt("c.x", "n1", 10.0, None)
+    clock.now += 4.0
+    store.record_attempt("c.x", "n2", 10.0, None)
+    store.pane_status(["c.x"])
+    assert store.next_status_change() == 1000.0 + STALE_AFTER_INTERVALS * 10.0
+    clock.now += 100.0
+    assert store.pane_status(["c.x"]).state == "stale"
+    assert store.next_status_change() == clock.now + PANE_STATUS_REUSE_S  # a growing age
+    store.record_attempt("c.x", "n1", 10.0, None)
+    assert store.next_status_change() == math.inf  # judged before that attempt: not current
