@@ -87,5 +87,13 @@ class LayoutView(Vertical):
             except Exception:
                 log.exception("pane %s failed to update", pane.ctx.spec.id)
 
+    def ages_changed(self) -> None:
+        """Only time went by: each pane says again whether its data is current."""
+        for pane in self.query(Pane):
+            try:
+                pane.show_status()
+            except Exception:
+                log.exception("pane %s failed to show its state", pane.ctx.spec.id)
+
 
 __all__ = ["LayoutView", "MissingPane", "NodeFilter", "load_factory"]

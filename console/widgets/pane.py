@@ -212,9 +212,10 @@ class Pane(Vertical):
     def data_changed(self) -> None:
         """Called by the app when the Store or the filter changed."""
         self.update_view()
-        self._show_status()
+        self.show_status()
 
-    def _show_status(self) -> None:
+    def show_status(self) -> None:
+        """Judge and show the pane's state (loading, ok, stale with its age, failed)."""
         if self.ctx.spec.collectors:
             status = self.ctx.store.pane_status(self.ctx.spec.collectors, self.status_targets())
         else:
