@@ -37,6 +37,24 @@ def shared(value: Any) -> Any:
     return sys.intern(value) if type(value) is str else value
 
 
+def _gpu_readings(
+    target: str,
+    node: str,
+    values: dict[str, Any],
+    now: float,
+    source: str,
+    detail: tuple[str, str],
+) -> list[Reading]:
+    """One GPU's readings; ``detail`` = (metric, text): the one reading that carries a text."""
+    on, text = detail
+    return [
+        Reading(
+            target, m, shared(v), ts=now, source=source, detail=text if m == on else "", node=node
+        )
+        for m, v in values.items()
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class FullRead:
     smi: SmiLog | None
@@ -94,18 +112,7 @@ def fast_readings(
         else:
             values["gpu.bus"] = g.pci_bus_id
         detail = g.lost_reason if g.lost else ("ERR! in " + ", ".join(g.errors) if g.errors else "")
-        out += [
-            Reading(
-                target,
-                m,
-                shared(v),
-                ts=now,
-                source=source,
-                detail=detail if m == "gpu.state" else "",
-                node=node,
-            )
-            for m, v in values.items()
-        ]
+        out += _gpu_readings(target, node, values, now, source, ("gpu.state", detail))
     return out
 
 
@@ -211,18 +218,7 @@ def full_readings(node: str, full: FullRead, source: str = "ssh") -> list[Readin
         }
         detail = bad[-1].text if bad else ""
         target = gpu_target(node, g.index)
-        out += [
-            Reading(
-                target,
-                m,
-                shared(v),
-                ts=now,
-                source=source,
-                detail=detail if m == "gpu.xid_last" else "",
-                node=node,
-            )
-            for m, v in values.items()
-        ]
+        out += _gpu_readings(target, node, values, now, source, ("gpu.xid_last", detail))
     orphans = [x for bus, xs in by_bus.items() if bus not in seen_bus for x in xs]
     out.append(
         Reading(
