@@ -92,6 +92,7 @@ class DcConsoleApp(App[int]):
         self._dirty = False
         self._refresh_timer: Timer | None = None
         self._age_timer: Timer | None = None
+        self._age_due = math.inf
         self._refreshing = False
         self._last_refresh = -REFRESH_S
         self._hanging_up = False
@@ -271,14 +272,17 @@ class DcConsoleApp(App[int]):
         self._schedule_age_refresh(self.session.store)
 
     def _schedule_age_refresh(self, store: Store) -> None:
-        if self._age_timer is not None:
-            self._age_timer.stop()
-            self._age_timer = None
         when = store.next_status_change()
-        if when != math.inf:
-            # At the moment a target turns stale; a growing age, every AGE_REDRAW_S.
-            wait = max(when - store.now(), AGE_REDRAW_S)
-            self._age_timer = self.set_timer(wait, self._age_refresh, name="ages")
+        if when == math.inf:
+            return  # nothing turns stale by the clock (a timer already set fires harmlessly)
+        # At the moment a target turns stale; a growing age, every AGE_REDRAW_S.
+        due = time.monotonic() + max(when - store.now(), AGE_REDRAW_S)
+        if self._age_timer is not None:
+            if self._age_due <= due:
+                return  # the timer set fires first; it looks again then (no churn per refresh)
+            self._age_timer.stop()
+        self._age_due = due
+        self._age_timer = self.set_timer(due - time.monotonic(), self._age_refresh, name="ages")
 
     def _refresh_panes(self) -> None:
         if not self._dirty or self.session is None:
