@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def state_dir() -> Path:
@@ -36,3 +37,17 @@ class LaunchOptions:
     @property
     def demo(self) -> bool:
         return self.inventory is None
+
+
+def flow_cli_options(args: Any) -> LaunchOptions:
+    """The session a flow's command (`dcc rollout run`, `dcc drill run`) starts: the site of
+    ``--inventory`` (else the demo lab, without its timed faults) and no background polling
+    (a flow reads what its checks need, when they need it)."""
+    return LaunchOptions(
+        inventory=getattr(args, "inventory", None),
+        read_only=bool(getattr(args, "read_only", False)),
+        audit_db=getattr(args, "audit_db", None),
+        roles=getattr(args, "roles", None),
+        scenario=None,
+        poll=False,
+    )

@@ -175,17 +175,10 @@ def _say(out: TextIO, text: str) -> None:
 
 
 async def _with_session(args: argparse.Namespace) -> int:
-    from console.options import LaunchOptions
+    from console.options import flow_cli_options
     from console.session import start_session
 
-    options = LaunchOptions(
-        inventory=getattr(args, "inventory", None),
-        read_only=bool(getattr(args, "read_only", False)),
-        audit_db=getattr(args, "audit_db", None),
-        roles=getattr(args, "roles", None),
-        scenario=None,  # a drill on the demo lab runs without its timed faults
-        poll=False,  # the drill polls its own targets, when it needs them
-    )
+    options = flow_cli_options(args)
     session = await start_session(options)
     signals = _Signals(sys.stderr if args.json else sys.stdout)
     try:

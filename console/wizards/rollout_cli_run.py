@@ -172,18 +172,11 @@ async def _status(args: argparse.Namespace) -> int:
 
 
 async def _with_session(args: argparse.Namespace) -> int:
-    from console.options import LaunchOptions
+    from console.options import flow_cli_options
     from console.session import start_session
     from console.wizards.rollout_env import env_of_session
 
-    options = LaunchOptions(
-        inventory=getattr(args, "inventory", None),
-        read_only=bool(getattr(args, "read_only", False)),
-        audit_db=getattr(args, "audit_db", None),
-        roles=getattr(args, "roles", None),
-        scenario=None,  # a rollout on the demo lab runs without its timed faults
-        poll=False,  # the rollout polls what its checks need, when they need it
-    )
+    options = flow_cli_options(args)
     session = await start_session(options)
     env = None
     try:
