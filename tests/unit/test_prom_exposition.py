@@ -177,6 +177,25 @@ def test_warnings_are_kept_and_nan_is_unknown_not_zero():
     assert s.value is None
 
 
+def test_an_odd_server_s_non_text_label_values_become_text():
+    body = json.dumps(
+        {
+            "status": "success",
+            "data": {
+                "resultType": "vector",
+                "result": [
+                    {"metric": {"gpu": 3, "Hostname": "gpu001"}, "value": [1.5, "42"]},
+                    {"metric": {"gpu": "4", "Hostname": "gpu001"}, "value": [1.5, "43"]},
+                ],
+            },
+        }
+    ).encode()
+    data, _ = parse_envelope(body, 200, "p")
+    odd, plain = parse_instant(data)[1]
+    assert odd.labels == {"gpu": "3", "Hostname": "gpu001"}
+    assert plain.labels == {"gpu": "4", "Hostname": "gpu001"}
+
+
 def test_a_proxy_page_is_not_an_api_answer():
     with pytest.raises(PromError, match=r"not a Prometheus API answer \(HTTP 502: <html>"):
         parse_envelope(b"<html>Bad Gateway</html>", 502, "p")
