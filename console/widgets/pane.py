@@ -184,6 +184,7 @@ class Pane(Vertical):
         self.status: PaneStatus = PaneStatus("loading")
         self._message = Static("", classes="pane--message")
         self._shown_message: str | None = None
+        self._state_subtitle = ""
 
     def compose(self) -> ComposeResult:
         yield self._message
@@ -204,6 +205,16 @@ class Pane(Vertical):
 
     def update_view(self) -> None:
         """Redraw from the Store. Subclasses override."""
+
+    def subtitle_note(self) -> str:
+        """What the pane shows before its state in the bottom border (e.g. lines scrolled off)."""
+        return ""
+
+    def show_subtitle(self) -> None:
+        """Redraw the bottom border: the pane's note, then its state (when the note changed)."""
+        note = self.subtitle_note()
+        text = f"{note} · {self._state_subtitle}" if note else self._state_subtitle
+        self.border_subtitle = escape(clean(text))
 
     def set_empty(self, empty: bool, text: str = "nothing to show") -> None:
         """Say the data is there but there is nothing to list (not the same as loading)."""
@@ -232,7 +243,8 @@ class Pane(Vertical):
         }[status.state]
         if self.ctx.node_filter.active:
             subtitle += f" · filter {self.ctx.node_filter.text}"
-        self.border_subtitle = escape(clean(subtitle))
+        self._state_subtitle = subtitle
+        self.show_subtitle()
         message = {
             "loading": "loading…",
             "ok": "",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.widgets import Static
 
 from console.inventory.model import Node
 from console.plugin import Severity
@@ -53,12 +56,32 @@ def _u_range(hi: int, lo: int) -> str:
     return f"U{lo}" if hi == lo else f"U{lo}-U{hi}"
 
 
+@dataclass(frozen=True, slots=True)
+class Band:
+    """Up to RACKS_PER_BAND racks drawn side by side, and where they start in the table."""
+
+    first: int
+    """Index of the band's first row (its in-table head for every band but the first)."""
+    racks: tuple[str, ...]
+    rooms: str
+    head: tuple[Text, Text]
+    """Rack names with PSU redundancy, and draw against budget, aligned to the columns."""
+
+
 class RackElevationPane(Pane):
     """Racks side by side, nodes over their full U height, coloured by inlet or power (``t``).
 
     Each line is one U, highest at the top as racks are read; a node's first line
     carries its glyph, name and value, the U below it a continuation mark. U ranges
     empty in every rack of a band collapse into one line so a room fits the screen.
+
+    The heads of the racks in view (name, PSU redundancy, draw/budget) stay above the
+    scrolling U lines, and the bottom border says how many lines are scrolled off: at
+    80x24 the U lines scroll, and with NO_COLOR the scrollbar alone is not readable.
+    """
+
+    DEFAULT_CSS = """
+    RackElevationPane > .elevation--head { height: auto; }
     """
 
     BINDINGS = [Binding("t", "toggle_metric", "Inlet/power")]
@@ -69,11 +92,71 @@ class RackElevationPane(Pane):
         # or a wider screen get room for full names. Lines are composed here, one cell
         # each, so that a collapsed empty range can span every rack.
         self.bands = max(1, min(RACKS_PER_BAND, len(list(self.ctx.inventory.racks()))))
+        self.band_list: list[Band] = []
+        """The bands as last drawn, in table order."""
+        self.head = Static("", classes="elevation--head")
+        """The heads of the band whose lines are at the top of the table (fixed)."""
+        self._head_shown: Band | None = None
         self.table = LineTable([Column("", 0)], show_header=False)
+        yield self.head
         yield self.table
+
+    def on_mount(self) -> None:
+        # Pane.on_mount (the first refresh) runs too: Textual calls each class's handler.
+        self.watch(self.table, "scroll_y", self._scrolled, init=False)
 
     def on_resize(self) -> None:
         self.data_changed()
+        self.call_after_refresh(self._follow_cursor)
+
+    def _scrolled(self) -> None:
+        self._show_head()
+        self.show_subtitle()
+
+    def _follow_cursor(self) -> None:
+        """Keep the cursor's line on screen when the table shrank or rows moved."""
+        table = self.table
+        height, top = table.size.height, table.scroll_offset.y
+        if not table.rows or height <= 0 or top <= table.cursor < top + height:
+            return
+        y = table.cursor if table.cursor < top else table.cursor - height + 1
+        table.scroll_to(y=y, animate=False)
+
+    def _band_at(self, index: int) -> int:
+        return max(0, bisect_right([b.first for b in self.band_list], index) - 1)
+
+    def _show_head(self) -> None:
+        """Show the heads of the band at the top of the table, and its rooms in the title."""
+        unit = "°C" if self.metric == "inlet" else "kW"
+        if not self.band_list:
+            self.head.display = False
+            self.border_title = f"Rack elevation · {self.metric} {unit} (t)"
+            return
+        band = self.band_list[self._band_at(self.table.scroll_offset.y)]
+        self.border_title = f"Rack elevation · {band.rooms} · {self.metric} {unit} (t)"
+        if band is self._head_shown:
+            return  # redone on every refresh and scroll: repaint only when it changed
+        self._head_shown = band
+        text = Text("\n").join(band.head)
+        text.no_wrap, text.overflow = True, "ellipsis"
+        self.head.update(text)
+        self.head.display = True
+
+    def subtitle_note(self) -> str:
+        """How many lines are above and below the view, and the racks entirely below."""
+        table = self.table
+        height = table.size.height
+        if height <= 0:
+            return ""
+        top = table.scroll_offset.y
+        below = max(0, len(table.rows) - top - height)
+        parts = [f"↑ {top} above"] if top else []
+        if below:
+            parts.append(f"↓ {below} more line{'s' if below > 1 else ''}")
+            later = [b for b in self.band_list if b.first >= top + height]
+            if later:
+                parts[-1] += f" ({later[0].racks[0]}-{later[-1].racks[-1]})"
+        return " · ".join(parts)
 
     def _cell_width(self) -> int:
         width = self.table.size.width or 78
@@ -88,8 +171,10 @@ class RackElevationPane(Pane):
         self.data_changed()
 
     def lines(self) -> list[str]:
-        """The elevation as the operator reads it, without colour (for tests and copy)."""
-        return [
+        """The elevation as the operator reads it, without colour (for tests and copy):
+        the first band's heads, then every line of the table."""
+        head = [t.plain for t in self.band_list[0].head] if self.band_list else []
+        return head + [
             "".join(c.plain if isinstance(c, Text) else c for c in row.cells)
             for row in self.table.rows
         ]
@@ -126,15 +211,23 @@ class RackElevationPane(Pane):
         text.append(val, style=_STYLE.get(vsev, ""))
         return text
 
-    def _rack_head(self, rp: RackPower, wide: bool, c: PowerConfig) -> tuple[Text, Text]:
+    def _rack_head(self, rp: RackPower, cell: int, c: PowerConfig) -> tuple[Text, Text]:
         """The rack's name with its PSU redundancy, and its draw against its budget."""
+        wide = cell >= 14
         # PSU redundancy beside the rack name: "R01 ●N+1" (glyph readable without colour).
         rsev = {"ok": Severity.OK, "lost": Severity.CRITICAL}.get(
             rp.redundancy or "", Severity.UNKNOWN
         )
         word = {"ok": "N+1", "lost": "lost"}.get(rp.redundancy or "", "?")
-        head = Text(rp.name, style="bold")
-        head.append(f" {'PSU ' if wide else ''}{GLYPH[rsev]}{word}", _STYLE.get(rsev, ""))
+        state = f"{'PSU ' if wide else ''}{GLYPH[rsev]}{word}"
+        if word == "?" and len(rp.name) + len(state) + 7 <= cell:
+            state = state[:-1] + "unknown"  # "??" reads as a typo where the word fits
+        # The state before the name: in an 8-cell slot "R01✖lost", a long name shortened.
+        gap = " " if len(rp.name) + 1 + len(state) <= cell else ""
+        room = max(1, cell - len(gap) - len(state))
+        name = rp.name if len(rp.name) <= room else rp.name[: room - 1] + "…"
+        head = Text(name, style="bold")
+        head.append(f"{gap}{state}", _STYLE.get(rsev, ""))
         over = rp.draw_kw is not None and rp.draw_kw > rp.budget_kw
         near = rp.draw_kw is not None and rp.draw_kw > c.budget_warn_fraction * rp.budget_kw
         sev = (
@@ -162,14 +255,15 @@ class RackElevationPane(Pane):
 
     def _band(
         self, start: int, band: list[str], racks: dict[str, RackPower], c: PowerConfig
-    ) -> list[Row]:
+    ) -> tuple[tuple[Text, Text], list[Row]]:
+        """The band's two head lines, and its U lines."""
         inv, cell = self.ctx.inventory, self._cell_width()
-        wide = cell >= 14
-        heads = [self._rack_head(racks[n], wide, c) for n in band]
-        rows = [
-            Row(f"hdr:{start}", (self._line("", [h for h, _ in heads], cell),)),
-            Row(f"kw:{start}", (self._line("", [k for _, k in heads], cell),)),
-        ]
+        heads = [self._rack_head(racks[n], cell, c) for n in band]
+        head = (
+            self._line("", [h for h, _ in heads], cell),
+            self._line("", [k for _, k in heads], cell),
+        )
+        rows: list[Row] = []
         # Per rack, what fills each U: (node, first line?); filtered-out nodes apart.
         fill: dict[str, dict[int, tuple[Node, bool]]] = {n: {} for n in band}
         hidden: dict[int, set[str]] = {}
@@ -209,7 +303,7 @@ class RackElevationPane(Pane):
             run = []
             if u:
                 rows.append(self._slots(start, u, band, fill, units, cell, c))
-        return rows
+        return head, rows
 
     def _slots(
         self,
@@ -242,13 +336,26 @@ class RackElevationPane(Pane):
         c = self._config()
         inv = self.ctx.inventory
         racks = {r.name: r for r in rack_power(self.ctx.store, inv)}
-        names = [rack.name for _room, rack in inv.racks()]
+        room_of = {rack.name: room.name for room, rack in inv.racks()}
+        names = list(room_of)
         rows: list[Row] = []
+        bands: list[Band] = []
         for start in range(0, len(names), RACKS_PER_BAND):
-            rows.extend(self._band(start, names[start : start + self.bands], racks, c))
+            band = names[start : start + self.bands]
+            head, lines = self._band(start, band, racks, c)
+            if bands:  # later bands keep their heads in the table, above their own lines
+                rows.append(Row(f"hdr:{start}", (head[0],)))
+                rows.append(Row(f"kw:{start}", (head[1],)))
+            rooms = ", ".join(dict.fromkeys(room_of[n] for n in band))
+            bands.append(Band(len(rows) - (2 if bands else 0), tuple(band), rooms, head))
+            rows.extend(lines)
+        if bands != self.band_list:
+            self.band_list = bands
+        moved = len(rows) != len(self.table.rows)
         self.table.set_rows(rows)
-        unit = "°C" if self.metric == "inlet" else "kW"
-        self.border_title = f"Rack elevation · {self.metric} {unit} (t)"
+        if moved:
+            self.call_after_refresh(self._follow_cursor)
+        self._show_head()
         self.set_empty(not names, "no racks in the inventory (rooms.racks)")
 
 

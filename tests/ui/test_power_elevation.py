@@ -109,9 +109,18 @@ async def elevation_on_screen(pilot: Pilot[Any]) -> RackElevationPane:
 
 
 def visible(pane: RackElevationPane) -> list[str]:
-    """The lines of the elevation as drawn on the terminal right now."""
-    table = pane.table
-    return [table.render_line(y).text for y in range(table.size.height)]
+    """The lines of the elevation as drawn on the terminal right now: heads, then U lines."""
+    head, table = pane.head, pane.table
+    return [head.render_line(y).text for y in range(head.size.height)] + [
+        table.render_line(y).text for y in range(table.size.height)
+    ]
+
+
+def screen_text(pilot: Pilot[Any]) -> list[str]:
+    """Every line of the terminal as the operator reads it now (no colour)."""
+    # The compositor's strips are what the driver writes; Pilot has no public text view.
+    strips = pilot.app.screen._compositor.render_strips()
+    return ["".join(segment.text for segment in strip) for strip in strips]
 
 
 def row_index(pane: RackElevationPane, key: str) -> int:
@@ -184,3 +193,68 @@ async def test_ten_racks_put_the_last_two_in_a_band_reachable_by_scrolling(
         head = next(line for line in screen if "R09" in line)
         assert [w for w in head.split() if w.startswith("R")] == ["R09", "R10"]
         assert screen[screen.index(head) + 1].split() == ["●14/30kW"] * 2
+
+
+async def test_rack_heads_stay_on_screen_while_the_units_scroll_to_the_last_at_80x24_no_color(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    session = session_for(10, tmp_path)
+    # One node lost PSU redundancy: its rack's head says so in a word, not only in red.
+    session.store.put(
+        [Reading("gpu001", "power.redundancy", "lost", ts=time.time(), source="redfish")]
+    )
+    app = DcConsoleApp(LaunchOptions(layout="power"), session=session)
+    assert app.no_color
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = await elevation_on_screen(pilot)
+        first = screen_text(pilot)
+        head = next(line for line in first if "R01" in line)
+        assert "R01✖lost R02 ●N+1" in head  # glyph and word, cut neither
+        assert any("●14/30kW" in line for line in first)
+        # What does not fit is said in words: lines below, and the racks of the next band.
+        assert any("↓ 19 more lines (R09-R10)" in line for line in first)
+
+        pane.table.focus()
+        last_of_band = row_index(pane, "gap:0:2")  # U1-U2 of R01-R08
+        for _ in range(last_of_band):
+            await pilot.press("down")
+        await pilot.pause()
+        screen = screen_text(pilot)
+        assert head in screen  # the heads did not scroll away with the units
+        assert any("· U1-U2 empty" in line for line in screen)
+        assert pane.table.cursor == last_of_band
+
+        await pilot.press("end")  # the last unit of the last band
+        await pilot.pause()
+        screen = screen_text(pilot)
+        assert pane.table.cursor == len(pane.table.rows) - 1
+        assert head not in screen  # the heads follow the band in view
+        heads = [line for line in screen if "R09" in line]
+        assert len(heads) == 1 and "R09 ●N+1 R10 ●N+1" in heads[0]
+        assert screen.index(heads[0]) < next(
+            i for i, line in enumerate(screen) if " 6 ●g017" in line
+        )
+        assert any("· U1-U2 empty" in line for line in screen[screen.index(heads[0]) :])
+        assert any("↑ 19 above" in line for line in screen)
+        assert not any("more line" in line for line in screen)
+
+
+async def test_the_focused_unit_stays_visible_when_the_terminal_shrinks(tmp_path: Path) -> None:
+    app = DcConsoleApp(LaunchOptions(layout="power"), session=session_for(8, tmp_path))
+    async with app.run_test(size=(100, 48)) as pilot:
+        pane = await elevation_on_screen(pilot)
+        pane.table.focus()
+        await pilot.press("end")
+        await pilot.pause()
+        assert pane.table.scroll_offset.y == 0  # everything fits at 100x48
+        await pilot.resize_terminal(80, 24)
+        deadline = time.monotonic() + 5
+        while pane.table.size.height >= len(pane.table.rows):
+            assert time.monotonic() < deadline, "the elevation did not shrink"
+            await pilot.pause(0.05)
+        await pilot.pause()
+        top, height = pane.table.scroll_offset.y, pane.table.size.height
+        assert top <= pane.table.cursor < top + height
+        assert "· U1-U2 empty" in visible(pane)[-1]
+        assert "R01" in visible(pane)[0]
