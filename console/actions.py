@@ -409,6 +409,10 @@ class ActionRunner:
         in flight, not lost, and is left alone. (Consoles on other hosts sharing
         one database file are not told apart: keep one database per host.) The
         leases of dead consoles on this host are freed first.
+
+        The ``unknown`` row is written at once; reading the targets back (the
+        spec's ``verify``, never ``execute``) is ``console.action_reconcile``'s,
+        run by the session in the background.
         """
         if not self.read_only:
             await self.release_dead_leases()

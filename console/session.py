@@ -55,6 +55,10 @@ class Session:
     lab: Lab | None = None
     pending: list[Any] = field(default_factory=list)
     """Actions found with an intent and no result when this console started."""
+    verdicts: dict[tuple[str, str], Any] = field(default_factory=dict)
+    """(action uid, target) -> what reading the target back found (console.action_reconcile)."""
+    reconciling: asyncio.Task[Any] | None = None
+    """The background read-back of ``pending`` (never delays the start)."""
     interrupted_rollouts: list[Any] = field(default_factory=list)
     unfinished_runbooks: list[Any] = field(default_factory=list)
     """Runbook runs an earlier console (or operator) left running or paused."""
@@ -94,16 +98,18 @@ class Session:
 
     def findings(self) -> list[Finding]:
         found = self.alert_book.evaluate(self.store, self.inventory, self.plugins)
-        for p in self.pending:
-            found.append(
-                Finding(
-                    Severity.WARNING,
-                    ",".join(getattr(p, "targets", ()) or ["?"]),
-                    f"outcome unknown: {getattr(p, 'action', '?')} (console stopped before "
-                    "its result was recorded; verify the target)",
-                    key=f"pending:{getattr(p, 'action_uid', id(p))}",
+        if self.pending:
+            from console.action_reconcile import pending_message
+
+            for p in self.pending:
+                found.append(
+                    Finding(
+                        Severity.WARNING,
+                        ",".join(p.targets or ["?"]),
+                        pending_message(p, self.verdicts),
+                        key=f"pending:{p.action_uid}",
+                    )
                 )
-            )
         for r in self.interrupted_rollouts:
             found.append(
                 Finding(
@@ -155,6 +161,9 @@ class Session:
         self.store.set_findings(self.findings())
 
     async def stop(self) -> None:
+        if self.reconciling is not None:  # a read-back never holds the console open
+            self.reconciling.cancel()
+            await asyncio.gather(self.reconciling, return_exceptions=True)
         if self.poller is not None:
             await self.poller.stop()
         if self.gc_policy is not None:
@@ -261,6 +270,24 @@ async def _interrupted_rollouts(audit_path: Path) -> list[Any]:
         return []
     finally:
         state.close()
+
+
+async def _read_back_pending(session: Session) -> list[Any]:
+    """Verify what each interrupted action left, then update its alert and say so."""
+    from console.action_reconcile import Verdict, verify_interrupted
+
+    assert session.runner is not None
+    specs = {**session.registry.actions(), **{a.id: a for a in session.extra_actions}}
+
+    def seen(verdict: Verdict) -> None:
+        session.verdicts[(verdict.action_uid, verdict.target)] = verdict
+        session.notices.append(verdict.notice)
+        try:
+            session.refresh_alerts()  # the alert now says what was read back
+        except Exception:  # the verdict is recorded; the next refresh shows it
+            log.exception("could not refresh the alerts")
+
+    return await verify_interrupted(session.runner, session.pending, specs, on_verdict=seen)
 
 
 def _host_key_recorder(session: Session) -> Callable[[str, str], None]:
@@ -406,8 +433,9 @@ async def start_session(
     if session.pending:
         session.notices.append(
             f"{len(session.pending)} action(s) from an earlier console have no recorded "
-            "result: listed as 'outcome unknown' in alerts"
+            "result: listed as 'outcome unknown' in alerts; their targets are being read back"
         )
+        session.reconciling = asyncio.ensure_future(_read_back_pending(session))
     await audit.append_async(
         "startup",
         detail=(

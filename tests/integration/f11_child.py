@@ -1,6 +1,6 @@
 """A console process that runs one real action and SIGKILLs itself at a FAULTPOINT (F11).
 
-``python -m tests.integration.f11_child INVENTORY AUDIT_DB ROLES TRACE KILL_AT``
+``python -m tests.integration.f11_child INVENTORY AUDIT_DB ROLES TRACE KILL_AT [ACTION TARGET]``
 
 It starts a console session as ``dcc --inventory INVENTORY`` would (no TUI, no
 polling), plans ``services.restart`` of ``minio-stor01`` through the session's
@@ -11,7 +11,9 @@ it appends one JSON line to TRACE -- the name, and the action uids whose
 that moment -- and when the name is KILL_AT it kills this process with
 SIGKILL (no ``finally``, no ``atexit``: a power cut for the process). An
 empty KILL_AT only records: the action runs to its end and the results are
-printed as JSON. Exit 3: KILL_AT was never reached.
+printed as JSON. Exit 3: KILL_AT was never reached. ACTION and TARGET (default
+``services.restart`` of ``minio-stor01``) choose another action of the session's
+registry, run with its default inputs (``test_f11_reconcile``: ``power.soft``).
 """
 
 from __future__ import annotations
@@ -63,16 +65,24 @@ def install_faultpoint(db: Path, trace: Path, kill_at: str) -> None:
     console.actions.FAULTPOINT = fault  # looked up at call time by the runner
 
 
-async def main(inventory: Path, audit_db: Path, roles: Path, trace: Path, kill_at: str) -> int:
+async def main(
+    inventory: Path,
+    audit_db: Path,
+    roles: Path,
+    trace: Path,
+    kill_at: str,
+    action: str = ACTION,
+    target: str = TARGET,
+) -> int:
     session = await start_session(
         LaunchOptions(inventory=inventory, audit_db=audit_db, roles=roles, poll=False)
     )
     try:
         assert session.runner is not None
         install_faultpoint(audit_db, trace, kill_at)
-        spec = session.registry.actions()[ACTION]
-        config = session.inventory.plugin_configs.get("services")
-        targets = [t for t in spec.targets(session.inventory, config) if t.name == TARGET]
+        spec = session.registry.actions()[action]
+        config = session.inventory.plugin_configs.get(action.split(".", 1)[0])
+        targets = [t for t in spec.targets(session.inventory, config) if t.name == target]
         plan = await session.runner.plan(spec, targets, {})
         results = await session.runner.execute(plan, plan.confirm_text)
         print(json.dumps([{"target": r.target.name, "outcome": r.outcome} for r in results]))
@@ -83,4 +93,4 @@ async def main(inventory: Path, audit_db: Path, roles: Path, trace: Path, kill_a
 
 if __name__ == "__main__":
     inventory, audit_db, roles, trace = (Path(a) for a in sys.argv[1:5])
-    sys.exit(asyncio.run(main(inventory, audit_db, roles, trace, sys.argv[5])))
+    sys.exit(asyncio.run(main(inventory, audit_db, roles, trace, *sys.argv[5:8])))

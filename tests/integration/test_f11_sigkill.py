@@ -17,6 +17,11 @@ test asserts RELIABILITY's invariants:
 - every intent without a result is listed as pending (an "outcome unknown"
   alert and a start notice) and gets a ``reconcile`` row with outcome
   ``unknown``; nothing is left pending afterwards (never silently lost);
+- then, in the background, the target is read back with the spec's verify and
+  the verdict is its own ``reconcile`` row, alert and notice: the unit is
+  active again, so ``verified-applied`` (a restart's wanted state also held
+  before it, so this cannot tell a restart done from one never sent: the
+  determinable case, ``power.soft``, is ``test_f11_reconcile``);
 - nothing is re-run by itself: the restart ran at most once, never without a
   committed intent, and the second console wrote no intent and restarted
   nothing;
@@ -114,7 +119,7 @@ def new_run(base: Path, lab: Lab, name: str) -> Run:
     return Run(d, lab.state_dir / "inventory.yaml", roles)
 
 
-async def run_child(run: Run, kill_at: str) -> tuple[int, str]:
+async def run_child(run: Run, kill_at: str, *action_target: str) -> tuple[int, str]:
     """The child console, to its end or its SIGKILL (a deadline; killed if it overruns)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -125,6 +130,7 @@ async def run_child(run: Run, kill_at: str) -> tuple[int, str]:
         str(run.roles),
         str(run.trace),
         kill_at,
+        *action_target,
         cwd=REPO,
         env=dict(os.environ, XDG_STATE_HOME=str(run.dir / "state")),
         stdout=asyncio.subprocess.PIPE,
@@ -162,6 +168,13 @@ async def second_console(run: Run) -> tuple[Session, list[tuple[str, str]]]:
     return session, leases
 
 
+async def read_back(session: Session) -> list[Any]:
+    """The second console's background read-back of interrupted actions, to its end."""
+    if session.reconciling is None:
+        return []
+    return list(await asyncio.wait_for(asyncio.shield(session.reconciling), CHILD_DEADLINE_S))
+
+
 async def kill_and_restart(base: Path, lab: Lab, names: list[str], at: int, k: int) -> None:
     name = names[at]
     run = new_run(base, lab, f"{at:02d}-{name}-{k}")
@@ -182,6 +195,9 @@ async def kill_and_restart(base: Path, lab: Lab, names: list[str], at: int, k: i
         notices = list(session.notices)
         assert session.audit is not None
         left = await session.audit.pending_actions_async()
+        verdicts = await read_back(session)
+        read_alerts = [f.message for f in session.findings()]
+        read_notices = session.notices[len(notices) :]
     finally:
         await session.stop()
     after = run.rows()
@@ -200,19 +216,27 @@ async def kill_and_restart(base: Path, lab: Lab, names: list[str], at: int, k: i
     unfinished = [uid for uid in intents if uid not in results]
     assert sorted(p.action_uid for p in pending) == sorted(unfinished)
     assert all(p.pid == seen["pid"] and p.targets == ("minio-stor01",) for p in pending)
-    reconciled = {
-        r["action_uid"]: r["outcome"]
-        for r in after
-        if r["phase"] == "reconcile" and r["action"] == "services.restart"
-    }
-    assert reconciled == dict.fromkeys(unfinished, "unknown")
+    reconciled: dict[str, list[str]] = {}
+    for r in after:
+        if r["phase"] == "reconcile" and r["action"] == "services.restart":
+            reconciled.setdefault(r["action_uid"], []).append(r["outcome"])
+    # "unknown" at once, then what the read-back found: the unit is active.
+    assert reconciled == {uid: ["unknown", "verified-applied"] for uid in unfinished}
     unknown = [a for a in alerts if a.startswith("outcome unknown: services.restart")]
     assert len(unknown) == len(unfinished), alerts
     assert any("no recorded result" in n for n in notices) == bool(unfinished), notices
     assert left == [], "an interrupted action is still pending after the restart"
+    assert [(v.target, v.outcome) for v in verdicts] == [
+        ("minio-stor01", "verified-applied") for _ in unfinished
+    ]
+    done = "services.restart of minio-stor01 interrupted: verified done (minio.service on stor01"
+    assert len([a for a in read_alerts if a.startswith(done)]) == len(unfinished), read_alerts
+    assert len([n for n in read_notices if n.startswith(done)]) == len(unfinished), read_notices
+    assert not any(a.startswith("outcome unknown: services.restart") for a in read_alerts)
 
     # Nothing ran by itself: the restart at most once, never without an intent on record.
     assert ran <= 1 and (ran == 0 or intents), (ran, intents)
+    assert ran == (at >= names.index("target.executed")), (name, ran)  # exactly once, if at all
     assert len(emulation(lab).restarts) - restarts == ran
     assert [r for r in after[len(before) :] if r["phase"] == "intent"] == []
     # The dead console holds nothing: no lease, no console lock.
