@@ -146,12 +146,16 @@ async def _attempt(
 async def _read_back(
     ctx: ActionContext, plan: Plan, target: Target, why: str
 ) -> tuple[OutcomeName, str]:
-    """After an unacknowledged command, verify once: "ok" only if the wanted state shows."""
+    """After an unacknowledged command, verify once: "ok" only if the wanted state shows.
+
+    The verify is told the command may have run (``ok=True``): plugins' verifies hand a
+    failed outcome back unread, and a read-back that reads nothing only says "unknown".
+    """
     spec = plan.spec
-    unacknowledged = Outcome(False, f"not acknowledged: {why}")
+    may_have_run = Outcome(True, f"not acknowledged: {why}")
     try:
         async with asyncio.timeout(spec.timeout):
-            checked = await spec.verify(ctx, target, plan.inputs, unacknowledged)
+            checked = await spec.verify(ctx, target, plan.inputs, may_have_run)
     except Exception as exc:  # the read-back is best effort: the outcome stays unknown
         return (
             "unknown",

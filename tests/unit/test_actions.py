@@ -7,7 +7,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +283,34 @@ async def test_an_unacknowledged_command_whose_read_back_shows_it_done_is_ok(
     [result] = await runner.execute(plan, None)
     assert result.outcome == "ok"
     assert "no answer within 0.2s, but the read-back shows it done" in result.detail
+
+
+async def test_the_read_back_after_no_answer_makes_a_plugin_style_verify_read_the_target(
+    audit: AuditLog,
+) -> None:
+    # The plugins' verifies hand a failed outcome back unread ("if not outcome.ok: return
+    # outcome"): the read-back must tell them the command may have run, or it reads nothing.
+    async def hang(target: Target) -> Outcome:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    read: list[str] = []
+
+    async def plugin_verify(
+        ctx: ActionContext, target: Target, inputs: Any, outcome: Outcome
+    ) -> Outcome:
+        if not outcome.ok:
+            return outcome
+        read.append(target.name)
+        return Outcome(True, f"{target.name} LED reads on")
+
+    spec = replace(make_spec(Probe(), timeout=0.2, behaviour=hang), verify=plugin_verify)
+    runner = make_runner(audit)
+    plan = await runner.plan(spec, [node("gpu001")], {})
+    [result] = await runner.execute(plan, None)
+    assert read == ["gpu001"]
+    assert result.outcome == "ok"
+    assert "but the read-back shows it done: gpu001 LED reads on" in result.detail
 
 
 async def test_a_plugin_exception_is_a_failed_outcome_and_the_runner_survives(
