@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from console.plugin import Absent
 from console.transports.prometheus import InstantResult, PromClient, Sample
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -243,6 +244,21 @@ def liveness(
         if key not in out or s.value > out[key][0]:
             out[key] = (s.value, s.labels)
     return out, unmatched
+
+
+NO_SERIES = "no series in Prometheus"
+
+
+def no_series(
+    target: str, metrics: Sequence[str], last_seen: float | None, node: str | None
+) -> Absent:
+    """``metrics`` of ``target`` gone from Prometheus: unknown, dated at ``last_seen``."""
+    return Absent(target, tuple(metrics), NO_SERIES, last_seen, node, "prometheus")
+
+
+def no_series_error(exporter: str, what: str) -> str:
+    """The status error of a target with no current series (``what``: ``gpu001``)."""
+    return f"no current series from {exporter} for {what} in Prometheus"
 
 
 def age_word(seconds: float) -> str:

@@ -31,6 +31,8 @@ from console.sources.fleet import (
     fetch,
     group,
     liveness,
+    no_series,
+    no_series_error,
     remember,
     selector,
 )
@@ -186,20 +188,9 @@ def map_dcgm(
                 )
             )
         if not fresh:
-            seen = [v[0] for v in mine.values()]
-            errors[node_name] = (
-                f"no current series from dcgm-exporter for {node_name} in Prometheus"
-            )
-            absent.append(
-                Absent(
-                    node_name,
-                    NODE_METRICS,
-                    "no series in Prometheus",
-                    max(seen) if seen else None,
-                    node_name,
-                    "prometheus",
-                )
-            )
+            last = max((v[0] for v in mine.values()), default=None)
+            errors[node_name] = no_series_error("dcgm-exporter", node_name)
+            absent.append(no_series(node_name, NODE_METRICS, last, node_name))
             continue
         out += _node_readings(node_name, fresh, values, config, inventory)
     return FleetResult(out, absent, errors)

@@ -19,7 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 from console.plugin import Absent, CollectContext, FleetResult, Reading, Target, fleet_collector
 from console.sources.config import prom_client, uses_prometheus
-from console.sources.fleet import LIVE, Frame, NodeMatcher, PromPlan, fetch, group, liveness
+from console.sources.fleet import (
+    LIVE,
+    Frame,
+    NodeMatcher,
+    PromPlan,
+    fetch,
+    group,
+    liveness,
+    no_series,
+    no_series_error,
+)
 from plugins.infiniband.collect import port_target, tracker
 from plugins.infiniband.config import InfinibandConfig, as_config, ib_nodes
 from plugins.infiniband.health import SEVERITY_WORD, CounterTracker, judge, worst
@@ -173,20 +183,9 @@ def map_node_exporter(
                     Absent(target, PORT_METRICS, "stale in Prometheus", ts, node_name, "prometheus")
                 )
         if not fresh:
-            seen = [v[0] for v in mine.values()]
-            errors[node_name] = (
-                f"no current series from node_exporter (infiniband) for {node_name} in Prometheus"
-            )
-            absent.append(
-                Absent(
-                    node_name,
-                    NODE_METRICS,
-                    "no series in Prometheus",
-                    max(seen) if seen else None,
-                    node_name,
-                    "prometheus",
-                )
-            )
+            last = max((v[0] for v in mine.values()), default=None)
+            errors[node_name] = no_series_error("node_exporter (infiniband)", node_name)
+            absent.append(no_series(node_name, NODE_METRICS, last, node_name))
             continue
         expected = (
             float(node.hardware.ib_rate_gbps) if node and node.hardware.ib_rate_gbps else None

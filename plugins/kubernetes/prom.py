@@ -34,6 +34,8 @@ from console.sources.fleet import (
     by,
     date_absent,
     fetch,
+    no_series,
+    no_series_error,
     remember,
     selector,
 )
@@ -188,19 +190,10 @@ def map_ksm(
         ksm = states.get(cluster, KsmCluster())
         members = member_nodes(inventory, cluster)
         if not ksm.state.nodes:
-            errors[cluster] = (
-                f"no current series from kube-state-metrics for cluster {cluster} in Prometheus"
-            )
+            errors[cluster] = no_series_error("kube-state-metrics", f"cluster {cluster}")
             last = max(ksm.node_ts.values(), default=None)
-            absent.append(
-                Absent(cluster_target(cluster), CLUSTER_METRICS, "no series in Prometheus",
-                       last, None, SOURCE)
-            )  # fmt: skip
-            absent += [
-                Absent(m, NODE_METRICS, "no series in Prometheus", _last(ksm, m, inventory), m,
-                       SOURCE)
-                for m in members
-            ]  # fmt: skip
+            absent.append(no_series(cluster_target(cluster), CLUSTER_METRICS, last, None))
+            absent += [no_series(m, NODE_METRICS, _last(ksm, m, inventory), m) for m in members]
             continue
         out += _readings(ksm, cluster, inventory, operator_namespace, now)
         listed = {inventory_name(k, inventory.nodes) for k in ksm.state.nodes}

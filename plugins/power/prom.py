@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from console.plugin import Absent, CollectContext, FleetResult, Reading, Target
 from console.sources.config import prom_client, uses_prometheus
-from console.sources.fleet import LIVE, Frame, NodeMatcher, PromPlan, fetch
+from console.sources.fleet import (
+    LIVE,
+    NO_SERIES,
+    Frame,
+    NodeMatcher,
+    PromPlan,
+    fetch,
+    no_series_error,
+)
 from console.transports.prometheus import Sample
 from plugins.power.config import bmc_nodes, cfg
 from plugins.power.model import Psu, Sensor, redundancy_from_psus
@@ -221,8 +229,8 @@ def map_ipmi(
     for node in wanted:
         ts = live.get(node)
         if ts is None or now - ts > stale_after:
-            why = "stale in Prometheus" if ts is not None else "no series in Prometheus"
-            errors[node] = f"no current series from ipmi_exporter for {node} in Prometheus"
+            why = "stale in Prometheus" if ts is not None else NO_SERIES
+            errors[node] = no_series_error("ipmi_exporter", node)
             absent.append(Absent(node, METRICS, why, ts, node, "prometheus"))
             continue
         fams = {key: per_family[key].get(node, []) for key in PLAN.families}

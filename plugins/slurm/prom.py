@@ -58,6 +58,8 @@ from console.sources.fleet import (
     by,
     date_absent,
     fetch,
+    no_series,
+    no_series_error,
     remember,
     selector,
 )
@@ -260,19 +262,12 @@ def map_slurm(
         seen = grouped.live.get(cluster, {})
         fresh = {n: v for n, v in seen.items() if now - v[0] <= stale_after}
         if not fresh:
-            errors[cluster] = (
-                f"no current series from the Slurm exporter for cluster {cluster} in Prometheus"
-            )
+            errors[cluster] = no_series_error("the Slurm exporter", f"cluster {cluster}")
             last = max((v[0] for v in seen.values()), default=None)
-            absent.append(
-                Absent(cluster_target(cluster), CLUSTER_METRICS, "no series in Prometheus",
-                       last, target.node, SOURCE)
-            )  # fmt: skip
+            absent.append(no_series(cluster_target(cluster), CLUSTER_METRICS, last, target.node))
             absent += [
-                Absent(m, NODE_METRICS, "no series in Prometheus",
-                       seen[m][0] if m in seen else None, m, SOURCE)
-                for m in members
-            ]  # fmt: skip
+                no_series(m, NODE_METRICS, seen[m][0] if m in seen else None, m) for m in members
+            ]
             continue
         for name in sorted(set(members) | set(seen)):
             if name in fresh:
